@@ -1,0 +1,1 @@
+"""Shard-side runtime: one worker process per master node, attached to that node only."""

@@ -1,0 +1,1 @@
+"""Subcommands of the ``qasearch`` CLI, one module each (see :mod:`qasearch.cli`)."""

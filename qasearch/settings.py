@@ -1,0 +1,89 @@
+"""Every tunable of qasearch, in one place.
+
+Each setting has a default and can be overridden by an environment variable
+named ``QASEARCH_<FIELD NAME IN CAPITALS>`` (for example ``QASEARCH_TOP_K=3``).
+Command-line flags, where they exist, override the environment.
+Secrets (the Redis password) are read from the environment only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ENV_PREFIX = "QASEARCH_"
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- cluster (qasearch cluster up) --------------------------------------
+    host: str = "127.0.0.1"
+    base_port: int = 7000
+    masters: int = 3
+    replicas_per_master: int = 1
+    data_dir: str = str(_repo_root() / "var" / "cluster")
+    # --- where clients connect ----------------------------------------------
+    redis_url: str = ""  # defaults to redis://<host>:<base_port>
+    redis_username: str = ""
+    redis_password: str = field(default="", repr=False)
+    # --- corpus ---------------------------------------------------------------
+    partitions_per_master: int = 8
+    max_passage_tokens: int = 200
+    # --- reader and retrieval -------------------------------------------------
+    top_k: int = 2
+    max_seq_len: int = 384
+    doc_stride: int = 128
+    max_answer_len: int = 15
+    max_question_tokens: int = 64
+    torch_threads: int = 1
+    max_batch_size: int = 8
+    max_batch_wait_ms: float = 2.0
+    # --- gateway --------------------------------------------------------------
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_workers: int = 2
+    deadline_ms: int = 10000
+    max_num_results: int = 100
+    max_question_chars: int = 1000
+    # --- process bookkeeping --------------------------------------------------
+    run_dir: str = str(_repo_root() / "var" / "run")
+
+    @property
+    def startup_url(self) -> str:
+        return self.redis_url or f"redis://{self.host}:{self.base_port}"
+
+    def replace(self, **changes: object) -> Settings:
+        """A copy with ``changes`` applied; ``None`` values are ignored."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(raw: str, default: object) -> object:
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        return int(raw)
+    if isinstance(default, float):
+        return float(raw)
+    return raw
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Settings from defaults overridden by ``QASEARCH_*`` environment variables."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    overrides: dict[str, object] = {}
+    for f in fields(Settings):
+        raw = env.get(ENV_PREFIX + f.name.upper())
+        if raw is None or raw == "":
+            continue
+        try:
+            overrides[f.name] = _coerce(raw, getattr(defaults, f.name))
+        except ValueError as exc:
+            raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {exc}") from None
+    return dataclasses.replace(defaults, **overrides)
