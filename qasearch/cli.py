@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-COMMAND_MODULES = ("cluster", "load", "model", "workers", "serve", "ask")
+COMMAND_MODULES = ("cluster", "load", "model", "workers", "serve", "ask", "bench")
 
 
 class CommandError(Exception):

@@ -87,3 +87,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         except ValueError as exc:
             raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {exc}") from None
     return dataclasses.replace(defaults, **overrides)
+
+
+def to_environ(settings: Settings) -> dict[str, str]:
+    """``QASEARCH_*`` variables that make :func:`load_settings` return ``settings`` in a child."""
+    return {
+        ENV_PREFIX + f.name.upper(): str(getattr(settings, f.name))
+        for f in fields(Settings)
+    }

@@ -1,0 +1,94 @@
+"""The gateway: ``POST /qasearch`` fans a question out to every shard and merges the answers.
+
+Routes:
+    POST /qasearch   {"search": str, "num_results": int = 5, "top_k": int, "timeout_ms": int}
+    GET  /healthz    the process is up
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+from flask import Flask, Response, jsonify, request
+
+from api.embedding import NoModel, QuestionEmbedder
+from api.fanout import Fanout, ShardReply
+from api.validation import BadRequest, parse_query
+from qasearch.settings import Settings, load_settings
+
+UNTRAINED_WARNING = (
+    "the reader's QA head is untrained (offline MiniLM): spans are not real answers; "
+    "push a trained extractive-QA checkpoint with `qasearch model push`"
+)
+
+
+def merge(replies: list[ShardReply], num_results: int) -> tuple[list[dict], dict]:
+    """All shards' answers ranked by score, and who answered."""
+    answers = [a for r in replies if r.ok for a in r.payload.get("answers", [])]
+    answers.sort(key=lambda a: a["score"], reverse=True)
+    shards = {
+        "total": len(replies),
+        "answered": sum(r.ok for r in replies),
+        "failed": [{"node": r.node, "reason": r.reason} for r in replies if not r.ok],
+    }
+    return answers[:num_results], shards
+
+
+def _error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    app = Flask("qasearch")
+    fanout = Fanout(settings)
+    embedder = QuestionEmbedder(settings)
+
+    @app.post("/qasearch")
+    def qasearch() -> tuple[Response, int]:
+        started = time.perf_counter()
+        try:
+            query = parse_query(request.get_data(cache=False), settings)
+        except BadRequest as exc:
+            return _error(400, str(exc))
+        try:
+            masters = fanout.masters()
+            vector, model = embedder.embed(query.search, masters[0])
+        except NoModel as exc:
+            return _error(503, str(exc))
+        except (redis.RedisError, OSError, IndexError) as exc:
+            return _error(503, f"cluster unavailable: {exc}")
+        replies = fanout.ask(
+            query.search, vector, query.top_k, query.num_results, query.timeout_ms
+        )
+        results, shards = merge(replies, query.num_results)
+        versions = {
+            r.payload["model"]["version"] for r in replies if r.ok and r.payload.get("model")
+        }
+        body = {
+            "search": query.search,
+            "results": results,
+            "took_ms": round((time.perf_counter() - started) * 1000.0, 2),
+            "shards": shards,
+            "model": {"version": model.version, "trained": model.trained},
+        }
+        if versions - {model.version}:
+            body["model"]["shard_versions"] = sorted(versions)
+        if not model.trained:
+            body["warning"] = UNTRAINED_WARNING
+        return jsonify(body), 200
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        return jsonify({"status": "ok"}), 200
+
+    @app.errorhandler(404)
+    def not_found(_exc: Exception) -> tuple[Response, int]:
+        return _error(404, "not found; POST /qasearch with {\"search\": \"...\"}")
+
+    @app.errorhandler(405)
+    def not_allowed(_exc: Exception) -> tuple[Response, int]:
+        return _error(405, "method not allowed")
+
+    return app

@@ -1,0 +1,53 @@
+"""The question embedder of the gateway, loaded from the model package in Redis.
+
+The gateway embeds each question once and sends the vector to every shard. It
+loads the package that the masters serve (Redis is the single source of truth for
+models) and follows the current version, checking at most every few seconds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+from qasearch.models import LoadedModel
+
+from qasearch import modelpkg
+from qasearch.settings import Settings
+from qasearch.topology import Master, node_client
+
+VERSION_CHECK_S = 2.0
+
+
+class NoModel(RuntimeError):
+    """No model package has been pushed to the cluster yet."""
+
+
+class QuestionEmbedder:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.model: LoadedModel | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def _current(self, master: Master) -> LoadedModel:
+        if self.model is not None and time.monotonic() - self._checked < VERSION_CHECK_S:
+            return self.model
+        with self._lock:
+            client = node_client(master.host, master.port, self.settings)
+            try:
+                version = modelpkg.current_version(client, master.tag)
+                if version is None:
+                    raise NoModel("no model has been pushed; run `qasearch model push`")
+                if self.model is None or self.model.version != version:
+                    package = modelpkg.load(client, master.tag, version)
+                    self.model = LoadedModel.from_package(package, threads=1)
+            finally:
+                client.close()
+            self._checked = time.monotonic()
+            return self.model
+
+    def embed(self, question: str, master: Master) -> tuple[np.ndarray, LoadedModel]:
+        model = self._current(master)
+        return model.embed([question])[0], model

@@ -1,0 +1,56 @@
+"""Validation of ``POST /qasearch`` bodies: every mistake becomes a 400 that says what is wrong."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from qasearch.settings import Settings
+
+
+class BadRequest(ValueError):
+    """The request cannot be served as sent; the message is shown to the caller."""
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    search: str
+    num_results: int
+    top_k: int
+    timeout_ms: int
+
+
+def _int_field(body: dict, name: str, default: int, low: int, high: int) -> int:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f'"{name}" must be an integer between {low} and {high}')
+    if not low <= value <= high:
+        raise BadRequest(f'"{name}" must be between {low} and {high}, got {value}')
+    return value
+
+
+def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
+    """Parse and check a request body; raises :class:`BadRequest`."""
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object like {\"search\": \"...\"}")
+    unknown = sorted(set(body) - {"search", "num_results", "top_k", "timeout_ms"})
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
+    search = body.get("search")
+    if not isinstance(search, str):
+        raise BadRequest('"search" is required and must be a string')
+    search = search.strip()
+    if not search:
+        raise BadRequest('"search" must not be empty')
+    if len(search) > settings.max_question_chars:
+        raise BadRequest(f'"search" is longer than {settings.max_question_chars} characters')
+    return QueryRequest(
+        search=search,
+        num_results=_int_field(body, "num_results", 5, 1, settings.max_num_results),
+        top_k=_int_field(body, "top_k", settings.top_k, 1, 50),
+        timeout_ms=_int_field(body, "timeout_ms", settings.deadline_ms, 1, 120_000),
+    )

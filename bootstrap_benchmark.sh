@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The main job: install, start a Redis Cluster on loopback, push the QA model,
+# load the sample corpus, start the shard workers and the gateway, show one real
+# query, measure latency, and leave everything running.
+#
+#   ./bootstrap_benchmark.sh          set up, start, load, benchmark, report
+#   ./bootstrap_benchmark.sh stop     stop every process this script started
+#
+# Environment: QASEARCH_READER (extractive-QA checkpoint, hub id or folder;
+# default distilbert-base-cased-distilled-squad), QASEARCH_BENCH_QUERIES (60),
+# and every QASEARCH_* setting (see README.md).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "${1:-}" = "stop" ]; then
+    . .venv/bin/activate
+    qasearch serve --stop || true
+    qasearch workers stop || true
+    qasearch cluster down
+    exit 0
+fi
+if [ -n "${1:-}" ]; then
+    echo "usage: $0 [stop]" >&2
+    exit 2
+fi
+
+started=$(date +%s.%N)
+step() { printf '\n==> %s\n' "$*"; }
+
+step "installing (virtualenv, redis-server, torch==2.13.0, requirements)"
+scripts/install.sh
+. .venv/bin/activate
+
+step "starting the Redis Cluster"
+qasearch cluster up
+
+reader="${QASEARCH_READER:-distilbert-base-cased-distilled-squad}"
+step "pushing the QA model to every master"
+if python -m loaders.hub_check "$reader"; then
+    qasearch model push "$reader"
+else
+    cat <<WARN
+
+  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+  !! WARNING: the model hub is unreachable, so the trained reader '$reader'
+  !! cannot be fetched. Using the offline MiniLM package with an UNTRAINED QA head:
+  !! the mechanics, speed and ranking path are real, but the answer spans are NOT
+  !! real answers. With network access (or QASEARCH_READER=<local checkpoint
+  !! folder>), run this script again to serve a trained reader.
+  !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!
+
+WARN
+    qasearch model push --offline-minilm
+fi
+
+step "loading the sample corpus"
+qasearch load data/sample/corpus.jsonl --format jsonl
+
+step "starting the shard workers (one per master)"
+qasearch workers start --wait 600
+
+step "starting the gateway"
+qasearch serve --detach
+
+port="${QASEARCH_API_PORT:-8080}"
+question="What kind of virus causes the common cold in many children?"
+step "one real query"
+echo "curl -s -X POST http://127.0.0.1:$port/qasearch -H 'Content-Type: application/json' \\"
+echo "     -d '{\"search\": \"$question\", \"num_results\": 3}'"
+curl -s -X POST "http://127.0.0.1:$port/qasearch" -H 'Content-Type: application/json' \
+    -d "{\"search\": \"$question\", \"num_results\": 3}" | python -m json.tool
+
+results="results/$(date +%Y%m%d-%H%M%S)"
+step "first latency measurement"
+qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-60}" --output "$results/latency.json"
+
+elapsed=$(python -c "import time; print(f'{time.time() - $started:.1f}')")
+step "done in ${elapsed}s; everything is still running"
+qasearch cluster status
+qasearch workers status
+echo
+echo "ask:   qasearch ask 'your question'   or   curl -X POST http://127.0.0.1:$port/qasearch ..."
+echo "stop:  ./bootstrap_benchmark.sh stop"

@@ -1,0 +1,323 @@
+"""The shard worker: one process per master node, attached to that node only.
+
+Loops, each on its own thread:
+
+* housekeeping (every second): which partitions the node owns, which model
+  version is current (hot swap), heartbeat in ``keys.worker_state``;
+* ingest: new or changed passages from each partition's ingest stream are
+  pre-tokenised and embedded (:mod:`gears.tensorize`) and enter the in-memory
+  index; on start, every passage lacking current tensors is processed;
+* requests: questions from the node's request stream (consumer group
+  ``keys.WORKER_GROUP``) are answered by a thread pool whose reader forward
+  passes all go through one :class:`~gears.batcher.DynamicBatcher`; the reply is
+  pushed on the request's reply list.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import redis
+from qasearch.models import LoadedModel
+
+from gears import reader
+from gears.answering import Question, answer_question
+from gears.batcher import DynamicBatcher
+from gears.ownership import Ownership, OwnershipTracker
+from gears.retrieval import PartitionIndex
+from gears.tensorize import PassageText, tensorize
+from qasearch import codec, keys, modelpkg
+from qasearch.partitions import partition_tag
+from qasearch.settings import Settings, load_settings
+from qasearch.topology import node_client
+
+log = logging.getLogger("qasearch.worker")
+
+INGEST_BATCH = 256
+REQUEST_THREADS = 8
+HEARTBEAT_TTL_S = 15
+REPLY_TTL_S = 60
+HOUSEKEEPING_S = 1.0
+INGEST_POLL_S = 0.1
+BUCKETS = (64, 128, 192, 256, 320, 384, 512)
+
+
+class Worker:
+    def __init__(self, settings: Settings, host: str, port: int) -> None:
+        self.settings = settings
+        self.host, self.port = host, port
+        self.client = node_client(host, port, settings, socket_timeout=30)
+        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self.tracker = OwnershipTracker(self.client, host, port)
+        self.ownership = Ownership(ranges=(), node_tag=None, partitions=())
+        self.model: LoadedModel | None = None
+        self.indexes: dict[int, PartitionIndex] = {}
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self._groups: set[str] = set()
+        self._lock = threading.Lock()
+        self.batcher = DynamicBatcher(
+            self._forward,
+            max_batch_size=settings.max_batch_size,
+            max_wait_ms=settings.max_batch_wait_ms,
+            name="reader-batcher",
+        )
+        self.pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="request")
+        self.stats = {"requests": 0, "errors": 0, "passages_tokenised": 0}
+
+    # --- model --------------------------------------------------------------
+    def _forward(self, windows: list) -> list[tuple[np.ndarray, np.ndarray]]:
+        model = self.model
+        ids, mask, types = reader.pad_batch(windows, BUCKETS)
+        start, end = model.reader_logits(ids, mask, types)
+        return [(start[i], end[i]) for i in range(len(windows))]
+
+    def _refresh_model(self) -> bool:
+        """Load the node's current model package if it is new; True when one is loaded."""
+        tag = self.ownership.node_tag
+        if tag is None:
+            return self.model is not None
+        version = modelpkg.current_version(self.client, tag)
+        if version is None or (self.model is not None and self.model.version == version):
+            return self.model is not None
+        log.info("loading model %s from %s:%s", version, self.host, self.port)
+        package = modelpkg.load(self.client, tag, version)
+        loaded = LoadedModel.from_package(package, threads=self.settings.torch_threads)
+        previous, self.model = self.model, loaded
+        if previous is None or (
+            previous.reader_tokenizer_id != loaded.reader_tokenizer_id
+            or previous.embedder_id != loaded.embedder_id
+        ):
+            with self._lock:
+                self.indexes = {}  # rebuilt with the new model's tensors
+        log.info("model %s in service (trained=%s)", loaded.version, loaded.trained)
+        return True
+
+    # --- partitions and tensors --------------------------------------------
+    def _ensure_group(self, stream: str, start_id: str = "0") -> None:
+        if stream in self._groups:
+            return
+        try:
+            self.client.xgroup_create(stream, keys.WORKER_GROUP, id=start_id, mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(stream)
+
+    def _store_tensors(self, part: int, passages: list[PassageText]) -> None:
+        tag = partition_tag(part)
+        results = tensorize(self.model, passages)
+        pipe = self.client.pipeline(transaction=False)
+        for passage, (fields, _) in zip(passages, results):
+            pipe.hset(keys.tensors(tag, passage.pid), mapping=fields)
+        pipe.execute()
+        index = self._index(part)
+        for passage, (_, vector) in zip(passages, results):
+            index.upsert(passage.pid, vector)
+        self.stats["passages_tokenised"] += len(passages)
+
+    def _index(self, part: int) -> PartitionIndex:
+        with self._lock:
+            index = self.indexes.get(part)
+            if index is None:
+                index = self.indexes[part] = PartitionIndex(self.model.embedding_dim)
+            return index
+
+    def _passage_texts(self, part: int, pids: list[str]) -> list[PassageText]:
+        tag = partition_tag(part)
+        pipe = self.client.pipeline(transaction=False)
+        for pid in pids:
+            pipe.hmget(keys.passage(tag, pid), ["text", "title"])
+        found = []
+        for pid, (text, title) in zip(pids, pipe.execute()):
+            if text is not None:
+                found.append(PassageText(pid, text.decode(), (title or b"").decode()))
+        return found
+
+    def reconcile(self, part: int) -> None:
+        """Load a partition: current tensors go into the index, missing or stale ones are made."""
+        tag = partition_tag(part)
+        self._ensure_group(keys.ingest_stream(tag), start_id="$")
+        pids = sorted(m.decode() for m in self.client.smembers(keys.passage_index(tag)))
+        index = self._index(part)
+        todo = []
+        for start in range(0, len(pids), INGEST_BATCH):
+            chunk = pids[start : start + INGEST_BATCH]
+            pipe = self.client.pipeline(transaction=False)
+            for pid in chunk:
+                pipe.hmget(keys.tensors(tag, pid), ["emb", "reader_tok", "embedder"])
+            for pid, (emb, tok, emb_id) in zip(chunk, pipe.execute()):
+                current = (
+                    emb is not None
+                    and tok == self.model.reader_tokenizer_id.encode()
+                    and emb_id == self.model.embedder_id.encode()
+                )
+                if current:
+                    index.upsert(pid, codec.decode(emb))
+                else:
+                    todo.append(pid)
+        for start in range(0, len(todo), INGEST_BATCH):
+            self._store_tensors(part, self._passage_texts(part, todo[start : start + INGEST_BATCH]))
+        log.info("partition %s: %d passages (%d tokenised now)", tag, len(index), len(todo))
+
+    def _ingest_once(self) -> int:
+        """Process what is waiting on the ingest streams; returns entries handled."""
+        handled = 0
+        for part in self.ownership.partitions:
+            if part not in self.indexes:
+                self.reconcile(part)
+            stream = keys.ingest_stream(partition_tag(part))
+            reply = self.client.xreadgroup(
+                keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=INGEST_BATCH
+            )
+            for _, entries in reply or []:
+                sets, dels = [], []
+                for _entry_id, fields in entries:
+                    pid = fields[b"pid"].decode()
+                    (dels if fields.get(b"op") == b"del" else sets).append(pid)
+                if sets:
+                    self._store_tensors(part, self._passage_texts(part, sets))
+                for pid in dels:
+                    self._index(part).remove(pid)
+                self.client.xack(stream, keys.WORKER_GROUP, *[e for e, _ in entries])
+                handled += len(entries)
+        return handled
+
+    # --- requests -----------------------------------------------------------
+    def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        reply_key = fields[b"reply"].decode()
+        payload: dict
+        try:
+            deadline = float(fields[b"deadline"])
+            if time.time() * 1000.0 > deadline:
+                raise TimeoutError("deadline passed before the worker picked the request up")
+            question = Question(
+                text=fields[b"question"].decode(),
+                embedding=codec.decode(fields[b"embedding"]),
+                top_k=int(fields[b"top_k"]),
+                num_results=int(fields[b"num_results"]),
+            )
+            with self._lock:
+                indexes = dict(self.indexes)
+            payload = answer_question(
+                self.client, self.model, self.batcher, indexes, question, self.settings
+            )
+            payload["ok"] = True
+            self.stats["requests"] += 1
+        except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
+            log.exception("request %s failed", entry_id)
+            payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            self.stats["errors"] += 1
+        payload.update(self._identity())
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(reply_key, json.dumps(payload))
+        pipe.expire(reply_key, REPLY_TTL_S)
+        pipe.xack(stream, keys.WORKER_GROUP, entry_id)
+        pipe.execute()
+
+    def _identity(self) -> dict:
+        model = self.model
+        return {
+            "node": f"{self.host}:{self.port}",
+            "partitions": self.ownership.tags(),
+            "model": {"version": model.version, "trained": model.trained} if model else None,
+        }
+
+    def _request_loop(self) -> None:
+        while not self.stopping.is_set():
+            tag = self.ownership.node_tag
+            if tag is None or not self.ready.is_set():
+                time.sleep(0.2)
+                continue
+            stream = keys.requests_stream(tag)
+            self._ensure_group(stream)
+            try:
+                reply = self.client.xreadgroup(
+                    keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=16, block=500
+                )
+            except redis.ConnectionError:
+                time.sleep(0.5)
+                continue
+            for _, entries in reply or []:
+                for entry_id, fields in entries:
+                    self.pool.submit(self._handle, stream, entry_id, fields)
+
+    # --- housekeeping -------------------------------------------------------
+    def _heartbeat(self) -> None:
+        tag = self.ownership.node_tag
+        if tag is None:
+            return
+        state = {
+            "pid": os.getpid(),
+            "node": f"{self.host}:{self.port}",
+            "consumer": self.consumer,
+            "model": self.model.version if self.model else "",
+            "trained": int(bool(self.model and self.model.trained)),
+            "partitions": ",".join(self.ownership.tags()),
+            "passages": sum(len(i) for i in self.indexes.values()),
+            "ready": int(self.ready.is_set()),
+            "heartbeat": time.time(),
+            "batches": self.batcher.batches,
+            "sequences": self.batcher.items,
+            **self.stats,
+        }
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(keys.worker_state(tag), mapping=state)
+        pipe.expire(keys.worker_state(tag), HEARTBEAT_TTL_S)
+        pipe.execute()
+
+    def _housekeeping(self) -> None:
+        self.ownership = self.tracker.read()
+        with self._lock:
+            for part in list(self.indexes):
+                if part not in self.ownership.partitions:
+                    del self.indexes[part]
+        self._refresh_model()
+        self._heartbeat()
+
+    def run(self) -> None:
+        threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
+        log.info("worker for %s:%s started (consumer %s)", self.host, self.port, self.consumer)
+        next_housekeeping = 0.0
+        while not self.stopping.is_set():
+            try:
+                if time.monotonic() >= next_housekeeping:
+                    self._housekeeping()
+                    next_housekeeping = time.monotonic() + HOUSEKEEPING_S
+                if self.model is not None:
+                    self._ingest_once()
+                    self.ready.set()
+            except redis.ConnectionError as exc:
+                log.warning("node %s:%s unreachable: %s", self.host, self.port, exc)
+                self.stopping.wait(1.0)
+            self.stopping.wait(INGEST_POLL_S)
+        self.pool.shutdown(wait=True)
+        self.batcher.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="qasearch shard worker for one master node")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("QASEARCH_LOG_LEVEL", "INFO"),
+        format=f"%(asctime)s worker[{args.port}] %(levelname)s %(message)s",
+    )
+    worker = Worker(load_settings(), args.host, args.port)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
+    worker.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Running the gateway under gunicorn, in the foreground or in the background."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from qasearch import procs
+from qasearch.settings import Settings, to_environ
+
+GATEWAY = "gateway"
+GATEWAY_MARKER = "api.wsgi:app"
+
+
+def gunicorn_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--bind", f"{settings.api_host}:{settings.api_port}",
+        "--workers", str(settings.api_workers),
+        "--worker-class", "gthread", "--threads", "8",
+        "--timeout", "120",
+        "--access-logfile", "-",
+        GATEWAY_MARKER,
+    ]
+
+
+def run_foreground(settings: Settings) -> None:
+    os.environ.update(to_environ(settings))
+    command = gunicorn_command(settings)
+    os.execv(command[0], command)
+
+
+def url(settings: Settings, path: str = "") -> str:
+    host = settings.api_host if ":" not in settings.api_host else f"[{settings.api_host}]"
+    return f"http://{host}:{settings.api_port}{path}"
+
+
+def start_background(settings: Settings, wait_s: float = 60.0) -> tuple[int, bool]:
+    """Start gunicorn detached unless it runs; wait until /healthz answers."""
+    pid = procs.running_pid(settings.run_dir, GATEWAY, GATEWAY_MARKER)
+    if pid is not None:
+        return pid, False
+    pid = procs.start(settings.run_dir, GATEWAY, gunicorn_command(settings), to_environ(settings))
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url(settings, "/healthz"), timeout=2) as resp:
+                if resp.status == 200:
+                    return pid, True
+        except (urllib.error.URLError, OSError):
+            pass
+        if procs.running_pid(settings.run_dir, GATEWAY, GATEWAY_MARKER) is None:
+            break
+        time.sleep(0.2)
+    log = procs.log_file(settings.run_dir, GATEWAY)
+    raise RuntimeError(f"gateway did not come up on {url(settings)}; see {log}")
+
+
+def stop(settings: Settings) -> bool:
+    return procs.stop(settings.run_dir, GATEWAY, GATEWAY_MARKER, timeout=20)

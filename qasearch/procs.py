@@ -1,0 +1,83 @@
+"""Background processes qasearch starts, tracked by pid files in ``settings.run_dir``.
+
+Only processes recorded here are ever signalled, and only after checking that the
+pid still belongs to the command we started (``/proc/<pid>/cmdline``), so a
+recycled pid never gets killed by mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def pid_file(run_dir: str, name: str) -> Path:
+    return Path(run_dir) / f"{name}.pid"
+
+
+def log_file(run_dir: str, name: str) -> Path:
+    return Path(run_dir) / f"{name}.log"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def running_pid(run_dir: str, name: str, marker: str) -> int | None:
+    """The pid recorded for ``name`` if that process is alive and its command has ``marker``."""
+    path = pid_file(run_dir, name)
+    try:
+        pid = int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    if marker in _cmdline(pid) and not _zombie(pid):
+        return pid
+    return None
+
+
+def start(
+    run_dir: str, name: str, command: Sequence[str], env: dict[str, str] | None = None
+) -> int:
+    """Start ``command`` detached (own session), logging to ``<name>.log``; returns its pid."""
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    with open(log_file(run_dir, name), "ab") as log:
+        proc = subprocess.Popen(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    pid_file(run_dir, name).write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop(run_dir: str, name: str, marker: str, timeout: float = 10.0) -> bool:
+    """SIGTERM the recorded process (SIGKILL after ``timeout``); False if none was running."""
+    pid = running_pid(run_dir, name, marker)
+    pid_file(run_dir, name).unlink(missing_ok=True)
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if marker not in _cmdline(pid) or _zombie(pid):
+            return True
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    return True

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Install everything qasearch needs on a fresh Debian 12 / Ubuntu machine:
+# Debian's redis-server (apt-get, when missing), a virtualenv in .venv,
+# torch==2.13.0 first and pinned (CPU), then the rest. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "==> installing redis-server (apt-get)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+
+PY="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating virtualenv .venv"
+    "$PY" -m venv .venv
+fi
+stamp=".venv/.qasearch-installed"
+want="$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "==> installing torch==2.13.0 (CPU) first, then the rest"
+    .venv/bin/pip install -q torch==2.13.0
+    .venv/bin/pip install -q -r requirements.txt -r requirements-dev.txt
+    .venv/bin/pip install -q --no-deps -e .
+    echo "$want" > "$stamp"
+fi
