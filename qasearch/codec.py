@@ -18,7 +18,7 @@ MAGIC = b"QT1"
 
 def encode(array: np.ndarray) -> bytes:
     """Serialise ``array`` (converted to little-endian, C order)."""
-    arr = np.ascontiguousarray(array)
+    arr = np.ascontiguousarray(array).reshape(np.shape(array))
     if arr.dtype.kind not in "iufb":
         raise TypeError(f"unsupported dtype {arr.dtype}")
     arr = arr.astype(arr.dtype.newbyteorder("<"), copy=False)

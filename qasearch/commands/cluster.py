@@ -1,0 +1,124 @@
+"""``qasearch cluster up|down|status``: the local Redis Cluster on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from qasearch import localcluster
+from qasearch.cli import CommandError
+from qasearch.settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings().replace(
+        masters=args.masters, replicas_per_master=args.replicas, base_port=args.base_port,
+        data_dir=args.data_dir, host=args.host,
+    )
+
+
+def _print_status(status: localcluster.ClusterStatus) -> None:
+    print(f"cluster_state {status.state}, {status.partitions} partitions")
+    masters = {m.address: m for m in status.masters}
+    for n in status.nodes:
+        pid = f"pid {n.pid}" if n.pid else "no pid"
+        line = f"  {n.address:<21} {n.role:<8} {n.link_state:<12} {pid:<10} {n.node_id or '-'}"
+        if n.replica_of:
+            line += f"  replica of {n.replica_of}"
+        m = masters.get(n.address)
+        if m is not None:
+            ranges = ",".join(f"{lo}-{hi}" for lo, hi in m.ranges)
+            line += (f"\n      slots {ranges} ({m.slots})  tag {{{m.tag}}}  "
+                     f"partitions {','.join(map(str, m.partitions)) or '-'}")
+        print(line)
+
+
+def _up(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        result = localcluster.up(settings, timeout=args.timeout)
+    except localcluster.ClusterError as exc:
+        raise CommandError(str(exc)) from None
+    if result.already_running:
+        print("cluster already running; nothing changed")
+    else:
+        how = "created" if result.created else "restarted from its data"
+        print(f"cluster {how} in {result.seconds:.2f} s "
+              f"(started {len(result.started)} node(s)) under {settings.data_dir}")
+    _print_status(result.status)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    try:
+        result = localcluster.down(settings, purge=args.purge)
+    except localcluster.ClusterError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"stopped {len(result.stopped)} node(s)"
+          + (f": {', '.join(map(str, result.stopped))}" if result.stopped else ""))
+    if result.purged:
+        print(f"removed node folders under {settings.data_dir}")
+    elif result.stopped:
+        print(f"data kept under {settings.data_dir}; `cluster up` brings it back")
+    if result.still_running:
+        raise CommandError(
+            f"port(s) {', '.join(map(str, result.still_running))} still in use by processes "
+            f"without a pid file of ours; not touched"
+        )
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        status = localcluster.status(_settings(args))
+    except localcluster.ClusterError as exc:
+        raise CommandError(str(exc)) from None
+    if args.json:
+        print(json.dumps(status.to_dict(), indent=2))
+    elif not status.nodes:
+        print("no cluster nodes found")
+    else:
+        _print_status(status)
+    return 0 if status.state == "ok" else 1
+
+
+def _common() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--masters", type=int, help="number of masters (default: settings, 3)")
+    p.add_argument("--replicas", type=int, help="replicas per master (default: settings, 1)")
+    p.add_argument("--base-port", type=int, help="port of the first node (default: 7000)")
+    p.add_argument("--data-dir", help="folder holding one sub-folder per node")
+    p.add_argument("--host", help="loopback address to bind (default: 127.0.0.1)")
+    return p
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "cluster", help="start, stop or inspect the local Redis Cluster",
+        description="A Redis Cluster on loopback: masters with replicas, slots cut so every "
+                    "master owns the same number of partitions.",
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    common = _common()
+    p = sub.add_parser(
+        "up", parents=[common], help="start the cluster (no-op if it already runs)",
+        description="Start every node, assign slots, attach replicas and wait for "
+                    "cluster_state:ok. Restarts a stopped cluster from its data.",
+    )
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to wait for the cluster to be ready (default: 30)")
+    p.set_defaults(func=_up)
+    p = sub.add_parser(
+        "down", parents=[common], help="stop the nodes (data kept unless --purge)",
+        description="Stop the nodes started by `cluster up` (found by their pid files).",
+    )
+    p.add_argument("--purge", action="store_true", help="also delete the node folders and data")
+    p.set_defaults(func=_down)
+    p = sub.add_parser(
+        "status", parents=[common], help="nodes, roles, slots and partitions per master",
+        description="Show every node and, per master, its slots, node tag and partitions. "
+                    "Exit code 1 unless cluster_state is ok.",
+    )
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=_status)

@@ -1,0 +1,53 @@
+"""Test helpers: free loopback ports and Settings for a throw-away local cluster."""
+
+from __future__ import annotations
+
+import random
+import socket
+from pathlib import Path
+
+from qasearch.localcluster import BUS_PORT_OFFSET
+from qasearch.settings import Settings
+
+HOST = "127.0.0.1"
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def free_port_block(count: int, tries: int = 200) -> int:
+    """Base of ``count`` contiguous free ports whose cluster bus ports (+10000) are free too.
+
+    Bases come from 20000-29999, so node ports stay below the kernel's ephemeral range
+    (32768+) where outgoing connections could grab them between probe and bind.
+    """
+    rng = random.SystemRandom()
+    for _ in range(tries):
+        base = rng.randrange(20000, 30000 - count)
+        ports = range(base, base + count)
+        if all(_bindable(p) and _bindable(p + BUS_PORT_OFFSET) for p in ports):
+            return base
+    raise RuntimeError(f"no block of {count} free loopback ports found")
+
+
+def cluster_settings(root: Path, masters: int = 3, replicas: int = 1) -> Settings:
+    """Settings for a cluster on fresh ports with its data and run dirs under ``root``."""
+    base = free_port_block(masters * (1 + replicas))
+    return Settings(
+        host=HOST, base_port=base, masters=masters, replicas_per_master=replicas,
+        data_dir=str(root / "cluster"), run_dir=str(root / "run"), redis_url="",
+    )
