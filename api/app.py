@@ -44,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("qasearch")
     fanout = Fanout(settings)
     embedder = QuestionEmbedder(settings)
+    embedder.preload(fanout)
 
     @app.post("/qasearch")
     def qasearch() -> tuple[Response, int]:

@@ -11,9 +11,10 @@ import threading
 import time
 
 import numpy as np
-from qasearch.models import LoadedModel
+import redis
 
 from qasearch import modelpkg
+from qasearch.models import LoadedModel
 from qasearch.settings import Settings
 from qasearch.topology import Master, node_client
 
@@ -47,6 +48,13 @@ class QuestionEmbedder:
                 client.close()
             self._checked = time.monotonic()
             return self.model
+
+    def preload(self, fanout) -> None:
+        """Load the current model now, so the first request does not pay for it."""
+        try:
+            self._current(fanout.masters()[0])
+        except (NoModel, OSError, IndexError, redis.RedisError):
+            pass  # nothing pushed or cluster down yet: the first request will say so
 
     def embed(self, question: str, master: Master) -> tuple[np.ndarray, LoadedModel]:
         model = self._current(master)

@@ -192,6 +192,9 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
         "notify-keyspace-events Em",
         "repl-diskless-sync yes",
         "repl-diskless-sync-delay 0",
+        # A model push writes ~170 MiB in 64 MiB chunks; the default replica buffer
+        # limits (256mb hard, 64mb for 60 s) would drop and fully resync the replicas.
+        "client-output-buffer-limit replica 1gb 512mb 60",
     ]
     auth = spec.folder / "auth.conf"
     if settings.redis_password:

@@ -1,0 +1,39 @@
+"""Choosing a reader by format name or by the shape of the path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from loaders.cord19 import read_cord19
+from loaders.documents import Document, LoadError
+from loaders.jsonl import read_jsonl
+from loaders.plaintext import read_text
+from loaders.squad import read_squad
+
+FORMATS = ("jsonl", "squad", "cord19", "text")
+
+
+def guess_format(path: Path) -> str:
+    if path.is_dir():
+        return "cord19" if any(path.rglob("*.json")) else "text"
+    return {".jsonl": "jsonl", ".json": "squad", ".txt": "text"}.get(path.suffix.lower(), "jsonl")
+
+
+def read_documents(
+    path: str | Path, fmt: str | None = None, metadata: str | Path | None = None
+) -> Iterator[Document]:
+    """Documents of ``path`` in format ``fmt`` (guessed from the path when None)."""
+    path = Path(path)
+    if not path.exists():
+        raise LoadError(str(path), "", "no such file or folder")
+    fmt = fmt or guess_format(path)
+    if fmt not in FORMATS:
+        raise LoadError(str(path), "", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if fmt == "cord19":
+        if not path.is_dir():
+            raise LoadError(str(path), "", "cord19 expects a folder of document JSON files")
+        return read_cord19(path, Path(metadata) if metadata else None)
+    if fmt in ("jsonl", "squad") and path.is_dir():
+        raise LoadError(str(path), "", f"{fmt} expects a file, not a folder")
+    return {"jsonl": read_jsonl, "squad": read_squad, "text": read_text}[fmt](path)

@@ -1,0 +1,42 @@
+"""SQuAD v1.1 / v2.0 JSON: every paragraph context becomes a document.
+
+The document id is ``<article title>#<paragraph index>``, so loading the same file
+twice maps to the same documents.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from loaders.documents import Document, LoadError
+
+
+def read_squad(path: Path) -> Iterator[Document]:
+    try:
+        data = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise LoadError(str(path), f"byte {exc.start}", f"not valid UTF-8 ({exc.reason})") from None
+    except json.JSONDecodeError as exc:
+        raise LoadError(str(path), f"line {exc.lineno}", f"invalid JSON: {exc.msg}") from None
+    articles = data.get("data") if isinstance(data, dict) else None
+    if not isinstance(articles, list):
+        raise LoadError(str(path), "", 'not SQuAD JSON: expected {"data": [...]}')
+    for a, article in enumerate(articles):
+        where = f"record data[{a}]"
+        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
+            raise LoadError(str(path), where, 'expected an object with "paragraphs": [...]')
+        title = article.get("title", "")
+        if not isinstance(title, str):
+            raise LoadError(str(path), where, '"title" must be a string')
+        for p, paragraph in enumerate(article["paragraphs"]):
+            context = paragraph.get("context") if isinstance(paragraph, dict) else None
+            if not isinstance(context, str) or not context.strip():
+                raise LoadError(
+                    str(path), f"{where}.paragraphs[{p}]", '"context" must be a non-empty string'
+                )
+            yield Document(
+                doc_id=f"{title or 'untitled'}#{p}", title=title, text=context,
+                source=Path(path).name,
+            )

@@ -1,0 +1,65 @@
+"""``qasearch load PATH``: documents into passages into the cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from loaders.documents import LoadError
+from loaders.formats import FORMATS, read_documents
+from loaders.splitter import default_tokenizer
+from loaders.writer import write_documents
+from qasearch.cli import CommandError
+from qasearch.settings import load_settings
+from qasearch.topology import cluster_client
+
+
+def _load(args: argparse.Namespace) -> int:
+    settings = load_settings().replace(max_passage_tokens=args.max_passage_tokens)
+    quiet = args.quiet or not sys.stderr.isatty()
+    bar = tqdm(desc="loading", unit=" docs", disable=quiet, dynamic_ncols=True)
+    passages = 0
+
+    def progress(docs: int, new_passages: int) -> None:
+        nonlocal passages
+        passages += new_passages
+        bar.update(docs)
+        bar.set_postfix(passages=passages)
+
+    client = cluster_client(settings)
+    try:
+        documents = read_documents(args.path, args.format, args.metadata)
+        summary = write_documents(client, settings, documents, default_tokenizer(), progress)
+    except LoadError as exc:
+        bar.close()
+        raise CommandError(exc.report()) from None
+    finally:
+        bar.close()
+        client.close()
+    print(
+        f"loaded {summary.documents} documents, {summary.passages} passages into "
+        f"{len(summary.partitions)} partitions in {summary.seconds:.1f}s "
+        f"({summary.passages_per_second:.0f} passages/s): {summary.written} written, "
+        f"{summary.unchanged} unchanged, {summary.deleted} stale removed"
+    )
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "load", help="load a corpus (JSONL, SQuAD, CORD-19 or text) into the cluster",
+        description=(
+            "Split documents into passages of bounded token length (text kept exactly) and "
+            "write them into their partitions. Loading the same ids again leaves no duplicates."
+        ),
+    )
+    parser.add_argument("path", help="file or folder to load")
+    parser.add_argument("--format", choices=FORMATS,
+                        help="input format (default: guessed from the path)")
+    parser.add_argument("--metadata", help="CORD-19 metadata.csv (default: found in the folder)")
+    parser.add_argument("--max-passage-tokens", type=int,
+                        help="longest passage in tokens (default 200)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=_load)

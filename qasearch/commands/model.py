@@ -1,0 +1,111 @@
+"""``qasearch model push|list``: package a reader + embedder into every master, or list them."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import redis
+
+from qasearch import modelpkg
+from qasearch.cli import CommandError
+from qasearch.settings import load_settings
+from qasearch.topology import masters, node_client
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
+def _push(args: argparse.Namespace) -> int:
+    from loaders import model_push
+
+    if not args.source and not args.offline_minilm:
+        raise CommandError("name a checkpoint (hub id or local folder) or pass --offline-minilm")
+    if args.source and args.offline_minilm:
+        raise CommandError("give either SOURCE or --offline-minilm, not both")
+    settings = load_settings()
+    try:
+        package, report = model_push.prepare(
+            args.source, embedder=args.embedder, offline_minilm=args.offline_minilm,
+            max_seq_len=args.max_seq_len, quantize=args.quantize,
+        )
+    except model_push.ModelPushError as exc:
+        raise CommandError(str(exc)) from None
+    model_push.warn(report)
+    m = package.manifest
+    print(f"model {package.version}  {m['name']}  trained={str(package.trained).lower()}")
+    print(f"  reader   {_mib(m['sizes']['reader'])}  max_seq_len {m['reader']['max_seq_len']}"
+          f"  quantized {m['reader']['quantized']}  inputs {','.join(m['reader']['inputs'])}"
+          f"  traced in {report.timings['trace_reader_s']:.1f} s"
+          f" (max diff vs eager {report.trace_diff['reader']:.1e})")
+    print(f"  embedder {_mib(m['sizes']['embedder'])}  dim {m['embedder']['dim']}"
+          f"  max_seq_len {m['embedder']['max_seq_len']}"
+          f"  traced in {report.timings['trace_embedder_s']:.1f} s")
+    started = time.perf_counter()
+    try:
+        written = modelpkg.push_to_cluster(
+            settings, package, progress=not args.quiet, keep=args.keep
+        )
+    except (redis.RedisError, modelpkg.ModelPackageError) as exc:
+        raise CommandError(f"push failed: {exc}") from None
+    took = time.perf_counter() - started
+    for master in written:
+        print(f"  stored on {master.address} under {{{master.tag}}}, current")
+    print(f"pushed {_mib(package.size)} to {len(written)} masters in {took:.1f} s")
+    if not package.trained:
+        model_push.warn(report)  # repeated after the progress output, so it stays visible
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    try:
+        nodes = masters(settings)
+    except redis.RedisError as exc:
+        raise CommandError(f"cluster unreachable at {settings.startup_url}: {exc}") from None
+    for master in nodes:
+        client = node_client(master.host, master.port, settings, socket_timeout=10)
+        try:
+            current = modelpkg.current_version(client, master.tag)
+            versions = modelpkg.list_versions(client, master.tag)
+            print(f"{master.address} {{{master.tag}}}: {len(versions)} version(s)")
+            for version in versions:
+                try:
+                    m = modelpkg.read_manifest(client, master.tag, version)
+                    size = sum(m["sizes"].values())
+                    detail = (f"{m['name']}  trained={str(m['trained']).lower()}  "
+                              f"{_mib(size)}  created {m['created']}")
+                except modelpkg.ModelPackageError as exc:
+                    detail = f"BROKEN: {exc}"
+                mark = "*" if version == current else " "
+                print(f"  {mark} {version}  {detail}")
+        finally:
+            client.close()
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "model", help="push a QA reader (+ embedder) to every master, or list stored models",
+        description="Model packages: TorchScript reader and embedder stored on every master.",
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser(
+        "push", help="trace a Hugging Face QA checkpoint and store it on every master",
+        description="Load an extractive-QA checkpoint (hub id or local folder), trace it to "
+        "TorchScript, check the trace, and store it on every master as the current model.",
+    )
+    p.add_argument("source", nargs="?", help="hub id or local folder of an extractive-QA model")
+    p.add_argument("--embedder", help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
+    p.add_argument("--offline-minilm", action="store_true",
+                   help="reader = MiniLM with a seeded UNTRAINED QA head (tests, no hub needed)")
+    p.add_argument("--max-seq-len", type=int, default=384,
+                   help="longest reader sequence (capped by the model)")
+    p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantisation of the reader")
+    p.add_argument("--keep", type=int, default=2,
+                   help="versions to keep per master, current included (default 2)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_push)
+    p = sub.add_parser("list", help="stored model versions per master (* = current)")
+    p.set_defaults(func=_list)
