@@ -11,11 +11,11 @@ import argparse
 import importlib
 import sys
 
+from qasearch.errors import CommandError
+
+__all__ = ["CommandError", "main"]
+
 COMMAND_MODULES = ("cluster", "load", "model", "workers", "serve", "ask", "bench")
-
-
-class CommandError(Exception):
-    """An error the user can fix; printed without a traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -34,7 +34,7 @@ SAMPLE = REPO / "data" / "sample" / "corpus.jsonl"
 def qasearch(settings, *args: str, timeout: float = 600) -> str:
     env = {**os.environ, **to_environ(settings), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "qasearch.cli", *args],
+        [sys.executable, "-m", "qasearch", *args],
         env=env, capture_output=True, text=True, timeout=timeout,
     )
     assert proc.returncode == 0, f"qasearch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -76,9 +76,9 @@ def system(cluster, tmp_path_factory):
     try:
         yield settings
     finally:
-        subprocess.run([sys.executable, "-m", "qasearch.cli", "serve", "--stop"],
+        subprocess.run([sys.executable, "-m", "qasearch", "serve", "--stop"],
                        env={**os.environ, **to_environ(settings)}, check=False)
-        subprocess.run([sys.executable, "-m", "qasearch.cli", "workers", "stop"],
+        subprocess.run([sys.executable, "-m", "qasearch", "workers", "stop"],
                        env={**os.environ, **to_environ(settings)}, check=False)
 
 

@@ -8,7 +8,7 @@ import urllib.error
 import urllib.request
 
 from qasearch import gateway
-from qasearch.cli import CommandError
+from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 
 

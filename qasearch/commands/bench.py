@@ -8,7 +8,7 @@ from pathlib import Path
 
 from qasearch import gateway
 from qasearch.bench import measure_latency
-from qasearch.cli import CommandError
+from qasearch.errors import CommandError
 from qasearch.questions import read_squad_questions
 from qasearch.settings import load_settings
 

@@ -6,7 +6,7 @@ import argparse
 import json
 
 from qasearch import localcluster
-from qasearch.cli import CommandError
+from qasearch.errors import CommandError
 from qasearch.settings import Settings, load_settings
 
 

@@ -11,7 +11,7 @@ from loaders.documents import LoadError
 from loaders.formats import FORMATS, read_documents
 from loaders.splitter import default_tokenizer
 from loaders.writer import write_documents
-from qasearch.cli import CommandError
+from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 from qasearch.topology import cluster_client
 

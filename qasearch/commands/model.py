@@ -8,7 +8,7 @@ import time
 import redis
 
 from qasearch import modelpkg
-from qasearch.cli import CommandError
+from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 from qasearch.topology import masters, node_client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from qasearch import gateway
-from qasearch.cli import CommandError
+from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 
 

@@ -1,0 +1,7 @@
+"""``python -m qasearch`` is the ``qasearch`` command."""
+
+import sys
+
+from qasearch.cli import main
+
+sys.exit(main())
