@@ -14,8 +14,10 @@ from flask import Flask, Response, jsonify, request
 
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
+from api.response_cache import ResponseCache
 from api.validation import BadRequest, parse_query
 from qasearch.settings import Settings, load_settings
+from qasearch.topology import cluster_client
 
 UNTRAINED_WARNING = (
     "the reader's QA head is untrained (offline MiniLM): spans are not real answers; "
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     fanout = Fanout(settings)
     embedder = QuestionEmbedder(settings)
     embedder.preload(fanout)
+    responses = ResponseCache(cluster_client(settings), settings.response_ttl_s)
 
     @app.post("/qasearch")
     def qasearch() -> tuple[Response, int]:
@@ -54,14 +57,28 @@ def create_app(settings: Settings | None = None) -> Flask:
         except BadRequest as exc:
             return _error(400, str(exc))
         try:
-            masters = fanout.masters()
-            vector, model = embedder.embed(query.search, masters[0])
+            model = embedder.current(fanout.masters()[0])
         except NoModel as exc:
             return _error(503, str(exc))
         except (redis.RedisError, OSError, IndexError) as exc:
             return _error(503, f"cluster unavailable: {exc}")
+        cache_key = None
+        if query.cache:
+            try:
+                cache_key = responses.key(
+                    query.search, query.num_results, query.top_k, model.version
+                )
+            except redis.RedisError:
+                cache_key = None
+            cached = responses.get(cache_key) if cache_key else None
+            if cached is not None:
+                cached["cached"] = True
+                cached["took_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
+                return jsonify(cached), 200
+        vector = model.embed([query.search])[0]
         replies = fanout.ask(
-            query.search, vector, query.top_k, query.num_results, query.timeout_ms
+            query.search, vector, query.top_k, query.num_results, query.timeout_ms,
+            use_cache=query.cache,
         )
         results, shards = merge(replies, query.num_results)
         versions = {
@@ -78,6 +95,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             body["model"]["shard_versions"] = sorted(versions)
         if not model.trained:
             body["warning"] = UNTRAINED_WARNING
+        if cache_key and not shards["failed"] and not versions - {model.version}:
+            responses.put(cache_key, body)
+        body["cached"] = False
         return jsonify(body), 200
 
     @app.get("/healthz")

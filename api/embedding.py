@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import redis
 
 from qasearch import modelpkg
@@ -32,7 +31,8 @@ class QuestionEmbedder:
         self._checked = 0.0
         self._lock = threading.Lock()
 
-    def _current(self, master: Master) -> LoadedModel:
+    def current(self, master: Master) -> LoadedModel:
+        """The model the cluster serves now (re-checked at most every few seconds)."""
         if self.model is not None and time.monotonic() - self._checked < VERSION_CHECK_S:
             return self.model
         with self._lock:
@@ -52,10 +52,6 @@ class QuestionEmbedder:
     def preload(self, fanout) -> None:
         """Load the current model now, so the first request does not pay for it."""
         try:
-            self._current(fanout.masters()[0])
+            self.current(fanout.masters()[0])
         except (NoModel, OSError, IndexError, redis.RedisError):
             pass  # nothing pushed or cluster down yet: the first request will say so
-
-    def embed(self, question: str, master: Master) -> tuple[np.ndarray, LoadedModel]:
-        model = self._current(master)
-        return model.embed([question])[0], model

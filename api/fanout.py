@@ -56,7 +56,8 @@ class Fanout:
         return client
 
     def ask(
-        self, question: str, embedding: np.ndarray, top_k: int, num_results: int, timeout_ms: int
+        self, question: str, embedding: np.ndarray, top_k: int, num_results: int,
+        timeout_ms: int, use_cache: bool = True,
     ) -> list[ShardReply]:
         """Ask every master; every shard ends as a reply or a failure with its reason."""
         deadline = time.time() + timeout_ms / 1000.0
@@ -69,6 +70,7 @@ class Fanout:
             fields = {
                 "question": question, "embedding": vector, "top_k": top_k,
                 "num_results": num_results, "deadline": deadline * 1000.0, "reply": reply_key,
+                "cache": int(use_cache),
             }
             try:
                 self.client(master).xadd(

@@ -18,6 +18,7 @@ class QueryRequest:
     num_results: int
     top_k: int
     timeout_ms: int
+    cache: bool = True
 
 
 def _int_field(body: dict, name: str, default: int, low: int, high: int) -> int:
@@ -37,7 +38,7 @@ def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object like {\"search\": \"...\"}")
-    unknown = sorted(set(body) - {"search", "num_results", "top_k", "timeout_ms"})
+    unknown = sorted(set(body) - {"search", "num_results", "top_k", "timeout_ms", "cache"})
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
     search = body.get("search")
@@ -48,7 +49,11 @@ def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
         raise BadRequest('"search" must not be empty')
     if len(search) > settings.max_question_chars:
         raise BadRequest(f'"search" is longer than {settings.max_question_chars} characters')
+    cache = body.get("cache", True)
+    if not isinstance(cache, bool):
+        raise BadRequest('"cache" must be true or false')
     return QueryRequest(
+        cache=cache,
         search=search,
         num_results=_int_field(body, "num_results", 5, 1, settings.max_num_results),
         top_k=_int_field(body, "top_k", settings.top_k, 1, 50),

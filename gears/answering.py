@@ -1,4 +1,4 @@
-"""Answer one question on one node: retrieve, read in batches, decode, rank.
+"""Answer one question on one node: retrieve, then read (through the cache), then rank.
 
 Everything here reads only the worker's own node: the partition indexes in
 memory, and passages and their tensors through the node client.
@@ -11,14 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import redis
 
-from gears import reader
-from gears.batcher import DynamicBatcher
+from gears.engine import AnswerEngine, ReadItem
 from gears.retrieval import PartitionIndex
 from qasearch import codec, keys
 from qasearch.partitions import partition_tag
-from qasearch.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -27,6 +24,7 @@ class Question:
     embedding: np.ndarray
     top_k: int
     num_results: int
+    use_cache: bool = True
 
 
 @dataclass(frozen=True)
@@ -46,81 +44,45 @@ def retrieve(
     return found
 
 
-def _fetch(client: redis.Redis, candidates: list[Candidate]) -> list[tuple[dict, dict]]:
-    pipe = client.pipeline(transaction=False)
+def answer_question(
+    engine: AnswerEngine, model, indexes: Mapping[int, PartitionIndex], question: Question
+) -> dict:
+    """The node's best answers, best first, plus what it cost."""
+    started = time.perf_counter()
+    candidates = retrieve(indexes, question.embedding, question.top_k)
+    pipe = engine.client.pipeline(transaction=False)
     for c in candidates:
         tag = partition_tag(c.partition)
         pipe.hmget(keys.passage(tag, c.pid), ["text", "title", "doc_id"])
         pipe.hmget(keys.tensors(tag, c.pid), ["ids", "offsets"])
     raw = pipe.execute()
-    return [(raw[2 * i], raw[2 * i + 1]) for i in range(len(candidates))]
+    normalised = keys.normalize_question(question.text)
 
-
-def answer_question(
-    client: redis.Redis,
-    model,
-    batcher: DynamicBatcher,
-    indexes: Mapping[int, PartitionIndex],
-    question: Question,
-    settings: Settings,
-) -> dict:
-    """The node's best answers, best first, plus what it cost."""
-    started = time.perf_counter()
-    candidates = retrieve(indexes, question.embedding, question.top_k)
-    rows = _fetch(client, candidates)
-    q_ids = model.question_ids(question.text, settings.max_question_tokens)
-
-    jobs = []  # (candidate, passage fields, offsets, windows)
-    for cand, (passage, tensors) in zip(candidates, rows):
-        text, title, doc_id = (v.decode() if v is not None else None for v in passage)
-        if text is None or tensors[0] is None:
+    found = []  # (candidate, title, doc_id, read item)
+    for i, cand in enumerate(candidates):
+        (text, title, doc_id), (ids, offsets) = raw[2 * i], raw[2 * i + 1]
+        if text is None or ids is None:
             continue  # deleted, or not yet tokenised: nothing to read
-        ids = codec.decode(tensors[0])
-        offsets = codec.decode(tensors[1])
-        windows = reader.build_windows(
-            q_ids, ids, offsets, settings.max_seq_len, settings.doc_stride, model.specials
-        )
-        jobs.append((cand, text, title or "", doc_id or "", offsets, windows))
-
-    flat = [w for job in jobs for w in job[5]]
-    logits = batcher.submit(flat).result() if flat else []
-
-    answers = []
-    pos = 0
-    for cand, text, title, doc_id, offsets, windows in jobs:
-        part = logits[pos : pos + len(windows)]
-        pos += len(windows)
-        best = reader.decode(
-            windows,
-            [s for s, _ in part],
-            [e for _, e in part],
-            text,
-            offsets,
-            top_k=1,
-            max_answer_len=settings.max_answer_len,
-        )
-        if not best:
-            continue
-        ans = best[0]
         tag = partition_tag(cand.partition)
-        answers.append(
-            {
-                "answer": ans.text,
-                "score": float(ans.score),
-                "start": int(ans.start),
-                "end": int(ans.end),
-                "sentence": text,
-                "sentencekey": keys.passage(tag, cand.pid),
-                "title": title,
-                "doc_id": doc_id,
-                "partition": tag,
-                "similarity": cand.similarity,
-            }
-        )
+        item = ReadItem(tag, cand.pid, normalised, text.decode(), codec.decode(ids),
+                        codec.decode(offsets))
+        found.append((cand, (title or b"").decode(), (doc_id or b"").decode(), item))
+
+    values = engine.answers(model, [f[3] for f in found], use_cache=question.use_cache)
+    answers = []
+    for (cand, title, doc_id, item), value in zip(found, values):
+        if value is None:
+            continue
+        answers.append({
+            "answer": value["answer"], "score": value["score"],
+            "start": value["start"], "end": value["end"],
+            "sentence": item.text, "sentencekey": keys.passage(item.tag, item.pid),
+            "title": title, "doc_id": doc_id, "partition": item.tag,
+            "similarity": cand.similarity, "answerkey": item.key,
+        })
     answers.sort(key=lambda a: a["score"], reverse=True)
     return {
         "answers": answers[: question.num_results],
-        "passages_read": len(jobs),
-        "sequences": len(flat),
+        "passages_read": len(found),
         "took_ms": (time.perf_counter() - started) * 1000.0,
     }

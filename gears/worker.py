@@ -27,15 +27,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import redis
-from qasearch.models import LoadedModel
 
 from gears import reader
 from gears.answering import Question, answer_question
 from gears.batcher import DynamicBatcher
+from gears.engine import AnswerEngine
 from gears.ownership import Ownership, OwnershipTracker
 from gears.retrieval import PartitionIndex
+from gears.stats import WorkerStats
 from gears.tensorize import PassageText, tensorize
 from qasearch import codec, keys, modelpkg
+from qasearch.models import LoadedModel
 from qasearch.partitions import partition_tag
 from qasearch.settings import Settings, load_settings
 from qasearch.topology import node_client
@@ -46,6 +48,7 @@ INGEST_BATCH = 256
 REQUEST_THREADS = 8
 HEARTBEAT_TTL_S = 15
 REPLY_TTL_S = 60
+KEYMISS_CHANNEL = "__keyevent@0__:keymiss"
 HOUSEKEEPING_S = 1.0
 INGEST_POLL_S = 0.1
 BUCKETS = (64, 128, 192, 256, 320, 384, 512)
@@ -72,13 +75,24 @@ class Worker:
             name="reader-batcher",
         )
         self.pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="request")
-        self.stats = {"requests": 0, "errors": 0, "passages_tokenised": 0}
+        self.counters = {"requests": 0, "errors": 0, "passages_tokenised": 0}
+        self.stats = WorkerStats()
+        self.engine = AnswerEngine(self.client, self.batcher, settings, self.stats)
 
     # --- model --------------------------------------------------------------
     def _forward(self, windows: list) -> list[tuple[np.ndarray, np.ndarray]]:
         model = self.model
         ids, mask, types = reader.pad_batch(windows, BUCKETS)
-        start, end = model.reader_logits(ids, mask, types)
+        started = time.perf_counter()
+        try:
+            start, end = model.reader_logits(ids, mask, types)
+        except Exception:
+            self.stats.add(model.version, errors=1)
+            raise
+        self.stats.add(
+            model.version, batches=1, samples=len(windows),
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
         return [(start[i], end[i]) for i in range(len(windows))]
 
     def _refresh_model(self) -> bool:
@@ -99,6 +113,9 @@ class Worker:
         ):
             with self._lock:
                 self.indexes = {}  # rebuilt with the new model's tensors
+        if previous is not None:
+            for tag in self.ownership.tags():
+                self.engine.drop_partition_answers(tag)  # made by the previous model
         log.info("model %s in service (trained=%s)", loaded.version, loaded.trained)
         return True
 
@@ -123,7 +140,7 @@ class Worker:
         index = self._index(part)
         for passage, (_, vector) in zip(passages, results):
             index.upsert(passage.pid, vector)
-        self.stats["passages_tokenised"] += len(passages)
+        self.counters["passages_tokenised"] += len(passages)
 
     def _index(self, part: int) -> PartitionIndex:
         with self._lock:
@@ -184,6 +201,7 @@ class Worker:
                 for _entry_id, fields in entries:
                     pid = fields[b"pid"].decode()
                     (dels if fields.get(b"op") == b"del" else sets).append(pid)
+                self.engine.drop_passage_answers(partition_tag(part), sets + dels)
                 if sets:
                     self._store_tensors(part, self._passage_texts(part, sets))
                 for pid in dels:
@@ -205,18 +223,17 @@ class Worker:
                 embedding=codec.decode(fields[b"embedding"]),
                 top_k=int(fields[b"top_k"]),
                 num_results=int(fields[b"num_results"]),
+                use_cache=fields.get(b"cache", b"1") == b"1",
             )
             with self._lock:
                 indexes = dict(self.indexes)
-            payload = answer_question(
-                self.client, self.model, self.batcher, indexes, question, self.settings
-            )
+            payload = answer_question(self.engine, self.model, indexes, question)
             payload["ok"] = True
-            self.stats["requests"] += 1
+            self.counters["requests"] += 1
         except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
             log.exception("request %s failed", entry_id)
             payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            self.stats["errors"] += 1
+            self.counters["errors"] += 1
         payload.update(self._identity())
         pipe = self.client.pipeline(transaction=False)
         pipe.rpush(reply_key, json.dumps(payload))
@@ -251,6 +268,30 @@ class Worker:
                 for entry_id, fields in entries:
                     self.pool.submit(self._handle, stream, entry_id, fields)
 
+    # --- key-miss trigger -----------------------------------------------------
+    def _keymiss_loop(self) -> None:
+        """GETs of missing answer keys on this node make the worker compute them."""
+        while not self.stopping.is_set():
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                pubsub.subscribe(KEYMISS_CHANNEL)
+                while not self.stopping.is_set():
+                    message = pubsub.get_message(timeout=0.5)
+                    if message and self.ready.is_set() and self.model is not None:
+                        key = message["data"]
+                        if isinstance(key, bytes) and key.startswith(b"bertqa{"):
+                            self.pool.submit(self._answer_keymiss, key.decode("utf-8", "replace"))
+            except redis.ConnectionError:
+                time.sleep(0.5)
+            finally:
+                pubsub.close()
+
+    def _answer_keymiss(self, key: str) -> None:
+        try:
+            self.engine.on_keymiss(self.model, key, set(self.ownership.tags()))
+        except Exception:  # noqa: BLE001 - a bad key must not stop the worker
+            log.exception("key-miss answer for %r failed", key)
+
     # --- housekeeping -------------------------------------------------------
     def _heartbeat(self) -> None:
         tag = self.ownership.node_tag
@@ -268,8 +309,9 @@ class Worker:
             "heartbeat": time.time(),
             "batches": self.batcher.batches,
             "sequences": self.batcher.items,
-            **self.stats,
+            **self.counters,
         }
+        self.stats.flush(self.client, tag)
         pipe = self.client.pipeline(transaction=False)
         pipe.hset(keys.worker_state(tag), mapping=state)
         pipe.expire(keys.worker_state(tag), HEARTBEAT_TTL_S)
@@ -286,6 +328,7 @@ class Worker:
 
     def run(self) -> None:
         threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
+        threading.Thread(target=self._keymiss_loop, name="keymiss", daemon=True).start()
         log.info("worker for %s:%s started (consumer %s)", self.host, self.port, self.consumer)
         next_housekeeping = 0.0
         while not self.stopping.is_set():

@@ -15,7 +15,7 @@ from qasearch.errors import CommandError
 
 __all__ = ["CommandError", "main"]
 
-COMMAND_MODULES = ("cluster", "load", "model", "workers", "serve", "ask", "bench")
+COMMAND_MODULES = ("cluster", "load", "model", "workers", "serve", "ask", "bench", "stats")
 
 
 def build_parser() -> argparse.ArgumentParser:

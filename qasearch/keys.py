@@ -16,6 +16,11 @@ node's tag (``{n1}``), see :mod:`qasearch.partitions`. Layout::
     qa:model{n1}:<version>:manifest  hash  manifest of one model package
     qa:model{n1}:<version>:<part>:<i> string chunk ``i`` of blob ``part``
     qa:worker{n1}                  hash   the node worker's heartbeat and state
+    qa:stats{n1}:<version>         hash   reader stats of one model version on the node
+    bertqa{p05}_<pid>_<question>   string cached answer (JSON) of one passage and question
+    qa:cached{p05}:<pid>           set    answer keys cached for a passage (to drop them)
+    qa:cached{p05}                 set    passage ids that have cached answers
+    qa:response{<h>}:<digest>      string a whole /qasearch response (gateway cache)
 
 A passage id (pid) is ``<escaped doc id>:<chunk number>``; the escaping leaves only
 ASCII letters, digits, ``-``, ``.`` and ``~`` plus ``%XX`` escapes, so a pid never
@@ -24,7 +29,12 @@ contains ``_``, ``:`` (besides the chunk separator), braces or spaces.
 
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
+
 PREFIX = "qa"
+ANSWER_PREFIX = "bertqa"
 CORPUS_META = PREFIX + ":corpus{qa}"
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.~")
@@ -114,3 +124,61 @@ def worker_state(ntag: str) -> str:
 
 # Group names are not keys, but they are part of the schema all the same.
 WORKER_GROUP = "workers"
+
+
+def stats(ntag: str, version: str) -> str:
+    return f"{PREFIX}:stats{{{ntag}}}:{version}"
+
+
+# --- cached answers ----------------------------------------------------------
+#
+# An answer key is ``bertqa{<partition tag>}_<pid>_<normalised question>``. A pid
+# never contains "_" (see escape_id), so the first "_" after the tag ends the
+# prefix, the second ends the pid, and everything after it is the question,
+# whatever characters it holds.
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalize_question(question: str) -> str:
+    """Unicode NFC, case-folded, whitespace collapsed: equivalent questions share a key."""
+    return _SPACES.sub(" ", unicodedata.normalize("NFC", question)).strip().casefold()
+
+
+def answer(tag: str, pid: str, question: str) -> str:
+    """The cache key of ``question`` (normalised here) on passage ``pid``."""
+    return f"{ANSWER_PREFIX}{{{tag}}}_{pid}_{normalize_question(question)}"
+
+
+def parse_answer(key: str | bytes) -> tuple[str, str, str] | None:
+    """(partition tag, pid, normalised question) of an answer key, or None if it is not one."""
+    if isinstance(key, bytes):
+        try:
+            key = key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not key.startswith(ANSWER_PREFIX + "{"):
+        return None
+    close = key.find("}_", len(ANSWER_PREFIX) + 1)
+    if close < 0:
+        return None
+    tag = key[len(ANSWER_PREFIX) + 1 : close]
+    rest = key[close + 2 :]
+    pid, sep, question = rest.partition("_")
+    if not (tag and pid and sep and question) or ":" not in pid:
+        return None
+    return tag, pid, question
+
+
+def cached_answers(tag: str, pid: str) -> str:
+    return f"{PREFIX}:cached{{{tag}}}:{pid}"
+
+
+def cached_passages(tag: str) -> str:
+    return f"{PREFIX}:cached{{{tag}}}"
+
+
+def response(digest_input: str) -> str:
+    """Gateway response-cache key; the digest's head is the hash tag, spreading keys over nodes."""
+    digest = hashlib.sha256(digest_input.encode("utf-8")).hexdigest()
+    return f"{PREFIX}:response{{{digest[:6]}}}:{digest}"

@@ -44,6 +44,9 @@ class Settings:
     torch_threads: int = 1
     max_batch_size: int = 8
     max_batch_wait_ms: float = 2.0
+    # --- caches ---------------------------------------------------------------
+    answer_ttl_s: int = 86400
+    response_ttl_s: int = 300
     # --- gateway --------------------------------------------------------------
     api_host: str = "127.0.0.1"
     api_port: int = 8080

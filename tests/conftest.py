@@ -37,3 +37,6 @@ def cluster(tmp_path_factory):
         yield settings
     finally:
         localcluster.down(settings, purge=True)
+
+
+from tests.system import system  # noqa: E402,F401  (the running-system fixture)

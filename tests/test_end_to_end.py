@@ -10,86 +10,13 @@ lives, offsets, fan-out, ranking, errors), never the quality of the spans.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from loaders.splitter import default_tokenizer
 from qasearch import codec, keys
-from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
-from qasearch.settings import to_environ
-from qasearch.topology import cluster_client, masters, node_client
-from tests.helpers import free_port
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "data" / "sample" / "corpus.jsonl"
-
-
-def qasearch(settings, *args: str, timeout: float = 600) -> str:
-    env = {**os.environ, **to_environ(settings), "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "qasearch", *args],
-        env=env, capture_output=True, text=True, timeout=timeout,
-    )
-    assert proc.returncode == 0, f"qasearch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
-    return proc.stdout + proc.stderr
-
-
-def post(settings, body: bytes | dict, path: str = "/qasearch") -> tuple[int, dict]:
-    data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{settings.api_port}{path}", data=data,
-        headers={"Content-Type": "application/json"}, method="POST",
-    )
-    try:
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return resp.status, json.load(resp)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
-
-
-def owner_of_doc(settings, doc_id: str):
-    client = cluster_client(settings)
-    try:
-        partitions = int(client.hget(keys.CORPUS_META, "partitions"))
-    finally:
-        client.close()
-    tag = partition_tag(partition_for_doc(doc_id, partitions))
-    slot = slot_of_tag(tag)
-    owner = next(m for m in masters(settings) if in_ranges(slot, m.ranges))
-    return tag, owner
-
-
-@pytest.fixture(scope="session")
-def system(cluster, tmp_path_factory):
-    settings = cluster.replace(api_port=free_port(), max_batch_wait_ms=2.0)
-    qasearch(settings, "model", "push", "--offline-minilm")
-    qasearch(settings, "load", str(SAMPLE), "--format", "jsonl", "--quiet")
-    qasearch(settings, "workers", "start", "--wait", "300")
-    qasearch(settings, "serve", "--detach", "--workers", "1")
-    try:
-        yield settings
-    finally:
-        subprocess.run([sys.executable, "-m", "qasearch", "serve", "--stop"],
-                       env={**os.environ, **to_environ(settings)}, check=False)
-        subprocess.run([sys.executable, "-m", "qasearch", "workers", "stop"],
-                       env={**os.environ, **to_environ(settings)}, check=False)
-
-
-def _wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+from qasearch.topology import node_client
+from tests.system import owner_of_doc, post, qasearch, wait_for
 
 
 def test_written_passage_is_tokenised_on_its_node_and_answered(system, tmp_path):
@@ -104,7 +31,7 @@ def test_written_passage_is_tokenised_on_its_node_and_answered(system, tmp_path)
     tag, owner = owner_of_doc(system, "e2e-lighthouse")
     pid = keys.passage_id("e2e-lighthouse", 0)
     node = node_client(owner.host, owner.port, system)
-    fields = _wait_for(
+    fields = wait_for(
         lambda: node.hgetall(keys.tensors(tag, pid)), what="tensors on the owning node"
     )
     ids, offsets = codec.decode(fields[b"ids"]), codec.decode(fields[b"offsets"])
@@ -165,7 +92,7 @@ def test_one_question_gets_answers_from_every_master(system, tmp_path):
         assert owner.address == address
         wanted[keys.passage(tag, keys.passage_id(doc_id, 0))] = address
         node = node_client(owner.host, owner.port, system)
-        _wait_for(lambda n=node, t=tag, d=doc_id: n.exists(keys.tensors(t, keys.passage_id(d, 0))),
+        wait_for(lambda n=node, t=tag, d=doc_id: n.exists(keys.tensors(t, keys.passage_id(d, 0))),
                   what=f"tensors of {doc_id}")
 
     status, body = post(system, {"search": "Who invented the glass harmonica?",

@@ -1,0 +1,213 @@
+"""The node's answer engine: cached answers first, then one batched read of the misses.
+
+Both triggers come here — questions from the gateway and GETs of missing
+``bertqa{...}`` keys — and share one :class:`~gears.singleflight.SingleFlight`
+table keyed by answer key, so the same answer is never computed twice at once.
+
+A cached value is JSON: answer, score, start, end, model version. A value made by
+another model version is a miss (and is overwritten), and a passage's cached
+answers are dropped when the passage changes, so an old answer is never served.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import redis
+
+from gears import reader
+from gears.batcher import DynamicBatcher
+from gears.singleflight import SingleFlight
+from gears.stats import WorkerStats
+from qasearch import codec, keys
+from qasearch.settings import Settings
+
+
+@dataclass(frozen=True)
+class ReadItem:
+    """One (passage, question) pair to answer, with the passage's stored tensors."""
+
+    tag: str
+    pid: str
+    question: str  # normalised
+    text: str
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def key(self) -> str:
+        return keys.answer(self.tag, self.pid, self.question)
+
+
+class AnswerEngine:
+    def __init__(
+        self, client: redis.Redis, batcher: DynamicBatcher, settings: Settings, stats: WorkerStats
+    ) -> None:
+        self.client = client
+        self.batcher = batcher
+        self.settings = settings
+        self.stats = stats
+        self.flights = SingleFlight()
+
+    # --- reading ------------------------------------------------------------
+    def read(self, model, items: Sequence[ReadItem]) -> list[dict | None]:
+        """Run the reader over ``items`` in one batched submission; None = no span."""
+        q_cache: dict[str, np.ndarray] = {}
+        windows_per_item = []
+        for item in items:
+            q_ids = q_cache.get(item.question)
+            if q_ids is None:
+                q_ids = q_cache[item.question] = model.question_ids(
+                    item.question, self.settings.max_question_tokens
+                )
+            max_len = min(self.settings.max_seq_len, model.reader_max_seq_len)
+            windows_per_item.append(reader.build_windows(
+                q_ids, item.ids, item.offsets, max_len, self.settings.doc_stride, model.specials
+            ))
+        flat = [w for ws in windows_per_item for w in ws]
+        logits = self.batcher.submit(flat).result() if flat else []
+        self.stats.add(model.version, calls=len(items))
+        out: list[dict | None] = []
+        pos = 0
+        for item, windows in zip(items, windows_per_item):
+            part = logits[pos : pos + len(windows)]
+            pos += len(windows)
+            best = reader.decode(
+                windows, [s for s, _ in part], [e for _, e in part], item.text, item.offsets,
+                top_k=1, max_answer_len=self.settings.max_answer_len,
+            )
+            if not best or not best[0].text:
+                out.append(None)
+                continue
+            a = best[0]
+            out.append({"answer": a.text, "score": float(a.score), "start": int(a.start),
+                        "end": int(a.end), "model": model.version})
+        return out
+
+    # --- cache ----------------------------------------------------------------
+    def _store(
+        self, version: str, items: Sequence[ReadItem], values: Sequence[dict | None]
+    ) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        ttl = self.settings.answer_ttl_s
+        for item, value in zip(items, values):
+            # "no span" is cached too, so a GET of the key still finds an answer
+            payload = value or {"answer": "", "score": 0.0, "start": 0, "end": 0,
+                                "model": version}
+            pipe.set(item.key, json.dumps(payload), ex=ttl)
+            pipe.sadd(keys.cached_answers(item.tag, item.pid), item.key)
+            pipe.expire(keys.cached_answers(item.tag, item.pid), ttl)
+            pipe.sadd(keys.cached_passages(item.tag), item.pid)
+        pipe.execute()
+
+    @staticmethod
+    def _current_value(raw: bytes | None, model) -> tuple[bool, dict | None]:
+        """(found, answer) of a cached value; values of another model version are not found."""
+        value = json.loads(raw) if raw else None
+        if value is None or value.get("model") != model.version:
+            return False, None
+        return True, (value if value["answer"] else None)
+
+    def answers(
+        self, model, items: Sequence[ReadItem], use_cache: bool = True
+    ) -> list[dict | None]:
+        """Answers for ``items``: cached where current, else read once (single-flight)."""
+        if not items:
+            return []
+        if not use_cache:
+            return self.read(model, items)
+        pipe = self.client.pipeline(transaction=False)
+        for item in items:
+            pipe.get(item.key)  # one GET each: the keys span partitions, so no MGET
+        cached = pipe.execute()
+        results: list[dict | None] = [None] * len(items)
+        missing: dict[str, list[int]] = {}
+        for i, (item, raw) in enumerate(zip(items, cached)):
+            found, value = self._current_value(raw, model)
+            if found:
+                results[i] = value
+            else:
+                missing.setdefault(item.key, []).append(i)
+        hits = len(items) - sum(len(v) for v in missing.values())
+        self.stats.add(model.version, cache_hits=hits, cache_misses=len(missing))
+        mine, theirs = self.flights.claim(missing)
+        if mine:
+            # A flight that ended between our GET and our claim has stored its answer
+            # before releasing the key: look again, so it is not computed a second time.
+            pipe = self.client.pipeline(transaction=False)
+            for key in mine:
+                pipe.get(key)
+            for key, raw in zip(list(mine), pipe.execute()):
+                found, value = self._current_value(raw, model)
+                if found:
+                    mine.remove(key)
+                    self.flights.resolve(key, value)
+                    for i in missing[key]:
+                        results[i] = value
+        if mine:
+            todo = [items[missing[k][0]] for k in mine]
+            try:
+                values = self.read(model, todo)
+                self._store(model.version, todo, values)
+            except BaseException as exc:
+                for key in mine:
+                    self.flights.fail(key, exc)
+                raise
+            for key, value in zip(mine, values):
+                self.flights.resolve(key, value)
+                for i in missing[key]:
+                    results[i] = value
+        for key, flight in theirs.items():
+            value = flight.result(timeout=self.settings.deadline_ms / 1000.0)
+            for i in missing[key]:
+                results[i] = value
+        return results
+
+    def drop_passage_answers(self, tag: str, pids: Sequence[str]) -> None:
+        """Forget every cached answer of ``pids`` (their text changed or they are gone)."""
+        if not pids:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for pid in pids:
+            pipe.smembers(keys.cached_answers(tag, pid))
+        members = pipe.execute()
+        pipe = self.client.pipeline(transaction=False)
+        for pid, answer_keys in zip(pids, members):
+            if answer_keys:
+                pipe.unlink(*answer_keys)
+            pipe.unlink(keys.cached_answers(tag, pid))
+            pipe.srem(keys.cached_passages(tag), pid)
+        pipe.execute()
+
+    def drop_partition_answers(self, tag: str) -> None:
+        pids = [m.decode() for m in self.client.smembers(keys.cached_passages(tag))]
+        self.drop_passage_answers(tag, pids)
+
+    # --- key-miss trigger -----------------------------------------------------
+    def load_item(self, tag: str, pid: str, question: str) -> ReadItem | None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(keys.passage(tag, pid), "text")
+        pipe.hmget(keys.tensors(tag, pid), ["ids", "offsets"])
+        text, (ids, offsets) = pipe.execute()
+        if text is None or ids is None:
+            return None
+        return ReadItem(tag, pid, question, text.decode(), codec.decode(ids), codec.decode(offsets))
+
+    def on_keymiss(self, model, key: str, owned_tags: set[str]) -> bool:
+        """Compute and store the answer a missed GET asked for; False if not ours to answer."""
+        parsed = keys.parse_answer(key)
+        if parsed is None or parsed[0] not in owned_tags or self.flights.in_flight(key):
+            return False
+        if keys.normalize_question(parsed[2]) != parsed[2]:
+            return False  # not a key we would ever write: nothing to compute
+        if self.client.exists(key):
+            return False
+        item = self.load_item(*parsed)
+        if item is None:
+            return False
+        self.answers(model, [item])
+        self.stats.add(model.version, keymiss_triggers=1)
+        return True

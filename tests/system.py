@@ -1,0 +1,91 @@
+"""A running system for tests: cluster, offline MiniLM model, sample corpus, workers, gunicorn.
+
+Driven through the ``qasearch`` CLI as a user would. The reader is the offline
+MiniLM package with an UNTRAINED QA head: tests on it check mechanics, never the
+quality of the spans.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from qasearch import keys
+from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
+from qasearch.settings import to_environ
+from qasearch.topology import cluster_client, masters
+from tests.helpers import free_port
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample" / "corpus.jsonl"
+
+
+def qasearch(settings, *args: str, timeout: float = 600) -> str:
+    env = {**os.environ, **to_environ(settings), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "qasearch", *args],
+        env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    assert proc.returncode == 0, f"qasearch {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout + proc.stderr
+
+
+def post(settings, body: bytes | dict, path: str = "/qasearch") -> tuple[int, dict]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{settings.api_port}{path}", data=data,
+        headers={"Content-Type": "application/json"}, method="POST",
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=120) as resp:
+            return resp.status, json.load(resp)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def owner_of_doc(settings, doc_id: str):
+    client = cluster_client(settings)
+    try:
+        partitions = int(client.hget(keys.CORPUS_META, "partitions"))
+    finally:
+        client.close()
+    tag = partition_tag(partition_for_doc(doc_id, partitions))
+    slot = slot_of_tag(tag)
+    owner = next(m for m in masters(settings) if in_ranges(slot, m.ranges))
+    return tag, owner
+
+
+@pytest.fixture(scope="session")
+def system(cluster, tmp_path_factory):
+    settings = cluster.replace(api_port=free_port(), max_batch_wait_ms=2.0)
+    qasearch(settings, "model", "push", "--offline-minilm")
+    qasearch(settings, "load", str(SAMPLE), "--format", "jsonl", "--quiet")
+    qasearch(settings, "workers", "start", "--wait", "300")
+    qasearch(settings, "serve", "--detach", "--workers", "1")
+    try:
+        yield settings
+    finally:
+        subprocess.run([sys.executable, "-m", "qasearch", "serve", "--stop"],
+                       env={**os.environ, **to_environ(settings)}, check=False)
+        subprocess.run([sys.executable, "-m", "qasearch", "workers", "stop"],
+                       env={**os.environ, **to_environ(settings)}, check=False)
+
+
+def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
