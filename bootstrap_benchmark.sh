@@ -74,6 +74,9 @@ results="results/$(date +%Y%m%d-%H%M%S)"
 step "first latency measurement"
 qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-60}" --output "$results/latency.json"
 
+step "answer cache: redis-benchmark on a real answer key, and cached /qasearch"
+qasearch redis-bench --output "$results/redis-bench.json"
+
 elapsed=$(python -c "import time; print(f'{time.time() - $started:.1f}')")
 step "done in ${elapsed}s; everything is still running"
 qasearch cluster status

@@ -15,7 +15,9 @@ from qasearch.errors import CommandError
 
 __all__ = ["CommandError", "main"]
 
-COMMAND_MODULES = ("cluster", "load", "model", "workers", "serve", "ask", "bench", "stats")
+COMMAND_MODULES = (
+    "cluster", "load", "model", "workers", "serve", "ask", "bench", "stats", "redisbench",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

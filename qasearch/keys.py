@@ -16,6 +16,7 @@ node's tag (``{n1}``), see :mod:`qasearch.partitions`. Layout::
     qa:model{n1}:<version>:manifest  hash  manifest of one model package
     qa:model{n1}:<version>:<part>:<i> string chunk ``i`` of blob ``part``
     qa:worker{n1}                  hash   the node worker's heartbeat and state
+    qa:bench{n1}                   string a small key, baseline for redis-benchmark
     qa:stats{n1}:<version>         hash   reader stats of one model version on the node
     bertqa{p05}_<pid>_<question>   string cached answer (JSON) of one passage and question
     qa:cached{p05}:<pid>           set    answer keys cached for a passage (to drop them)
@@ -124,6 +125,11 @@ def worker_state(ntag: str) -> str:
 
 # Group names are not keys, but they are part of the schema all the same.
 WORKER_GROUP = "workers"
+
+
+def bench_key(ntag: str) -> str:
+    """A small plain key on the node, the baseline of the answer-key benchmark."""
+    return f"{PREFIX}:bench{{{ntag}}}"
 
 
 def stats(ntag: str, version: str) -> str:

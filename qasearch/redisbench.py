@@ -1,0 +1,103 @@
+"""redis-benchmark on a real answer key, beside a plain GET on the same node.
+
+The answer cache is meant to be read at Redis speed: a GET of an answer key
+should cost what a GET of any small key costs on that node. This module finds a
+real answer key (by asking the gateway), picks the node that owns it, and runs
+``redis-benchmark`` on both keys side by side.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+
+from qasearch import keys
+from qasearch.bench import percentile, post_query
+from qasearch.partitions import in_ranges, slot_of_tag
+from qasearch.settings import Settings
+from qasearch.topology import masters, node_client
+
+RATE = re.compile(r"([\d.]+) requests per second")
+
+
+@dataclass(frozen=True)
+class RedisBenchReport:
+    answer_key: str
+    port: int
+    command: str
+    answer_key_rps: float
+    plain_get_rps: float
+    cached_qasearch_p50_ms: float
+    cached_qasearch_p95_ms: float
+
+    @property
+    def ratio(self) -> float:
+        return self.answer_key_rps / self.plain_get_rps if self.plain_get_rps else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+def benchmark_command(
+    settings: Settings, port: int, key: str, requests: int, clients: int
+) -> list[str]:
+    return ["redis-benchmark", "-h", settings.host, "-p", str(port), "-n", str(requests),
+            "-c", str(clients), "-q", "GET", key]
+
+
+def run_redis_benchmark(command: list[str], env: dict[str, str] | None = None) -> float:
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    found = RATE.findall(proc.stdout)
+    if proc.returncode != 0 or not found:
+        raise RuntimeError(f"redis-benchmark failed: {proc.stdout[-300:]} {proc.stderr[-300:]}")
+    return float(found[-1])
+
+
+def cached_latency(url: str, question: str, queries: int) -> list[float]:
+    post_query(url, question)  # make sure it is cached
+    timings = []
+    for _ in range(queries):
+        started = time.perf_counter()
+        reply = post_query(url, question)
+        timings.append((time.perf_counter() - started) * 1000.0)
+        if not reply.get("cached"):
+            raise RuntimeError("the repeated /qasearch was not served from the cache")
+    return timings
+
+
+def measure(
+    settings: Settings, url: str, question: str, requests: int = 100_000, clients: int = 50,
+    cached_queries: int = 200,
+) -> RedisBenchReport:
+    reply = post_query(url, question)
+    if not reply["results"]:
+        raise RuntimeError(f"no answer to {question!r}; is the corpus loaded?")
+    key = reply["results"][0]["answerkey"]
+    tag = keys.parse_answer(key)[0]
+    owner = next(m for m in masters(settings) if in_ranges(slot_of_tag(tag), m.ranges))
+    client = node_client(owner.host, owner.port, settings)
+    try:
+        if not client.exists(key):
+            raise RuntimeError(f"answer key {key!r} is not stored on {owner.address}")
+        plain = keys.bench_key(owner.tag)
+        client.set(plain, "x" * 64)
+    finally:
+        client.close()
+    env = None
+    if settings.redis_password:
+        env = {**os.environ, "REDISCLI_AUTH": settings.redis_password}
+    answer_cmd = benchmark_command(settings, owner.port, key, requests, clients)
+    plain_cmd = benchmark_command(settings, owner.port, plain, requests, clients)
+    answer_rps = run_redis_benchmark(answer_cmd, env)
+    plain_rps = run_redis_benchmark(plain_cmd, env)
+    timings = cached_latency(url, question, cached_queries)
+    return RedisBenchReport(
+        answer_key=key, port=owner.port, command=shlex.join(answer_cmd),
+        answer_key_rps=answer_rps, plain_get_rps=plain_rps,
+        cached_qasearch_p50_ms=percentile(timings, 50),
+        cached_qasearch_p95_ms=percentile(timings, 95),
+    )
