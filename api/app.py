@@ -3,15 +3,18 @@
 Routes:
     POST /qasearch   {"search": str, "num_results": int = 5, "top_k": int, "timeout_ms": int}
     GET  /healthz    the process is up
+    GET  /readyz     every partition is served by a live, ready worker (else 503 + reasons)
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 import redis
 from flask import Flask, Response, jsonify, request
 
+from api import readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
 from api.response_cache import ResponseCache
@@ -47,10 +50,24 @@ def create_app(settings: Settings | None = None) -> Flask:
     fanout = Fanout(settings)
     embedder = QuestionEmbedder(settings)
     embedder.preload(fanout)
-    responses = ResponseCache(cluster_client(settings), settings.response_ttl_s)
+    cluster = cluster_client(settings)
+    responses = ResponseCache(cluster, settings.response_ttl_s)
+    inflight = threading.BoundedSemaphore(settings.max_inflight)
 
     @app.post("/qasearch")
     def qasearch() -> tuple[Response, int]:
+        # A bounded number of requests in flight per gateway process: past it, say
+        # "come back shortly" at once instead of letting every latency grow.
+        if not inflight.acquire(blocking=False):
+            response, status = _error(503, "overloaded: too many requests in flight")
+            response.headers["Retry-After"] = "1"
+            return response, status
+        try:
+            return answer_request()
+        finally:
+            inflight.release()
+
+    def answer_request() -> tuple[Response, int]:
         started = time.perf_counter()
         try:
             query = parse_query(request.get_data(cache=False), settings)
@@ -103,6 +120,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:
         return jsonify({"status": "ok"}), 200
+
+    @app.get("/readyz")
+    def readyz() -> tuple[Response, int]:
+        try:
+            ready, reasons, detail = readiness.check(settings, fanout, cluster)
+        except (redis.RedisError, OSError) as exc:
+            return jsonify({"ready": False, "reasons": [f"cluster unavailable: {exc}"]}), 503
+        return jsonify({"ready": ready, "reasons": reasons, "nodes": detail}), (
+            200 if ready else 503
+        )
 
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> tuple[Response, int]:

@@ -67,6 +67,7 @@ class Worker:
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self._groups: set[str] = set()
+        self._refused_version = ""
         self._lock = threading.Lock()
         self.batcher = DynamicBatcher(
             self._forward,
@@ -103,9 +104,19 @@ class Worker:
         version = modelpkg.current_version(self.client, tag)
         if version is None or (self.model is not None and self.model.version == version):
             return self.model is not None
+        if version == self._refused_version:
+            return self.model is not None
         log.info("loading model %s from %s:%s", version, self.host, self.port)
-        package = modelpkg.load(self.client, tag, version)
-        loaded = LoadedModel.from_package(package, threads=self.settings.torch_threads)
+        try:
+            package = modelpkg.load(self.client, tag, version)
+            loaded = LoadedModel.from_package(package, threads=self.settings.torch_threads)
+        except (modelpkg.ModelPackageError, RuntimeError, ValueError, KeyError) as exc:
+            # A corrupt or incompatible package must not take the node down: keep
+            # serving the version already loaded, and do not retry this one.
+            self._refused_version = version
+            log.error("model %s refused, still serving %s: %s", version,
+                      self.model.version if self.model else "nothing", exc)
+            return self.model is not None
         previous, self.model = self.model, loaded
         if previous is None or (
             previous.reader_tokenizer_id != loaded.reader_tokenizer_id
@@ -249,6 +260,32 @@ class Worker:
             "model": {"version": model.version, "trained": model.trained} if model else None,
         }
 
+    def _claim_orphans(self, stream: str) -> None:
+        """Take over requests a dead worker (another consumer) left pending, then forget it.
+
+        Each is answered, or failed explicitly if its deadline has passed, so no
+        request that reached the stream is lost.
+        """
+        for consumer in self.client.xinfo_consumers(stream, keys.WORKER_GROUP):
+            name = consumer["name"]
+            name = name.decode() if isinstance(name, bytes) else name
+            if name == self.consumer:
+                continue
+            start = "0-0"
+            while consumer["pending"]:
+                reply = self.client.xautoclaim(
+                    stream, keys.WORKER_GROUP, self.consumer, min_idle_time=0,
+                    start_id=start, count=100,
+                )
+                start, entries = reply[0], reply[1]
+                for entry_id, fields in entries:
+                    if fields:  # None when the entry was trimmed away
+                        log.info("claimed request %s left by %s", entry_id, name)
+                        self.pool.submit(self._handle, stream, entry_id, fields)
+                if start in (b"0-0", "0-0"):
+                    break
+            self.client.xgroup_delconsumer(stream, keys.WORKER_GROUP, name)
+
     def _request_loop(self) -> None:
         while not self.stopping.is_set():
             tag = self.ownership.node_tag
@@ -256,7 +293,9 @@ class Worker:
                 time.sleep(0.2)
                 continue
             stream = keys.requests_stream(tag)
-            self._ensure_group(stream)
+            if stream not in self._groups:
+                self._ensure_group(stream)
+                self._claim_orphans(stream)
             try:
                 reply = self.client.xreadgroup(
                     keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=16, block=500
@@ -306,6 +345,7 @@ class Worker:
             "partitions": ",".join(self.ownership.tags()),
             "passages": sum(len(i) for i in self.indexes.values()),
             "ready": int(self.ready.is_set()),
+            "refused": self._refused_version,
             "heartbeat": time.time(),
             "batches": self.batcher.batches,
             "sequences": self.batcher.items,
@@ -345,6 +385,8 @@ class Worker:
             self.stopping.wait(INGEST_POLL_S)
         self.pool.shutdown(wait=True)
         self.batcher.close()
+        if self.ownership.node_tag:
+            self.client.delete(keys.worker_state(self.ownership.node_tag))  # not ready any more
 
 
 def main(argv: list[str] | None = None) -> int:

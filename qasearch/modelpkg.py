@@ -315,3 +315,19 @@ def push_to_cluster(
         if bar is not None:
             bar.close()
     return nodes
+
+
+def rollback(client: redis.Redis, ntag: str) -> tuple[str, str]:
+    """Make the version stored before the current one current again; (from, to).
+
+    Versions are listed newest first, so "previous" is the next one after the
+    current in that list. Its manifest must be readable, else nothing changes.
+    """
+    current = current_version(client, ntag)
+    versions = list_versions(client, ntag)
+    if current not in versions or versions.index(current) + 1 >= len(versions):
+        raise ModelPackageError(f"no version older than {current} is stored on this node")
+    target = versions[versions.index(current) + 1]
+    read_manifest(client, ntag, target)
+    client.set(keys.model_current(ntag), target)
+    return current, target

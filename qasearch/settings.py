@@ -54,6 +54,7 @@ class Settings:
     deadline_ms: int = 10000
     max_num_results: int = 100
     max_question_chars: int = 1000
+    max_inflight: int = 64
     # --- process bookkeeping --------------------------------------------------
     run_dir: str = str(_repo_root() / "var" / "run")
 

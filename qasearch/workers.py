@@ -11,6 +11,7 @@ from qasearch.topology import masters, node_client
 
 SUPERVISOR = "supervisor"
 SUPERVISOR_MARKER = "gears.supervisor"
+HEARTBEAT_FRESH_S = 5.0
 
 
 def start(settings: Settings) -> tuple[int, bool]:
@@ -39,15 +40,21 @@ def states(settings: Settings) -> list[dict[str, str]]:
     return found
 
 
+def is_ready(state: dict[str, str], fresh_s: float = HEARTBEAT_FRESH_S) -> bool:
+    """A worker is ready when it says so in a heartbeat of the last few seconds."""
+    age = time.time() - float(state.get("heartbeat", 0))
+    return state.get("ready") == "1" and age < fresh_s
+
+
 def wait_ready(settings: Settings, timeout: float, on_wait=None) -> list[dict[str, str]]:
     """Block until every master's worker reports ready; raises TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
         current = states(settings)
-        if current and all(s.get("ready") == "1" for s in current):
+        if current and all(is_ready(s) for s in current):
             return current
         if time.monotonic() > deadline:
-            missing = [s["master"] for s in current if s.get("ready") != "1"]
+            missing = [s["master"] for s in current if not is_ready(s)]
             raise TimeoutError(f"workers not ready after {timeout:.0f}s: {', '.join(missing)}")
         if on_wait:
             on_wait(current)

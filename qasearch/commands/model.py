@@ -7,7 +7,7 @@ import time
 
 import redis
 
-from qasearch import modelpkg
+from qasearch import keys, modelpkg
 from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 from qasearch.topology import masters, node_client
@@ -80,8 +80,26 @@ def _list(args: argparse.Namespace) -> int:
                     detail = f"BROKEN: {exc}"
                 mark = "*" if version == current else " "
                 print(f"  {mark} {version}  {detail}")
+            served = client.hget(keys.worker_state(master.tag), "model")
+            print(f"    worker serves: {served.decode() if served else '(no live worker)'}")
         finally:
             client.close()
+    return 0
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    nodes = masters(settings)
+    for master in nodes:
+        client = node_client(master.host, master.port, settings, socket_timeout=10)
+        try:
+            old, new = modelpkg.rollback(client, master.tag)
+        except modelpkg.ModelPackageError as exc:
+            raise CommandError(f"{master.address}: {exc}") from None
+        finally:
+            client.close()
+        print(f"{master.address}: {old} -> {new}")
+    print("workers switch to it within about a second (qasearch model list shows it)")
     return 0
 
 
@@ -109,3 +127,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_push)
     p = sub.add_parser("list", help="stored model versions per master (* = current)")
     p.set_defaults(func=_list)
+    p = sub.add_parser("rollback", help="make the previously pushed version current again",
+                       description="On every master, make the version pushed before the "
+                       "current one current again; workers swap to it without a restart.")
+    p.set_defaults(func=_rollback)
