@@ -29,6 +29,7 @@ class QuestionEmbedder:
         self.settings = settings
         self.model: LoadedModel | None = None
         self._checked = 0.0
+        self._refused = ""
         self._lock = threading.Lock()
 
     def current(self, master: Master) -> LoadedModel:
@@ -41,9 +42,16 @@ class QuestionEmbedder:
                 version = modelpkg.current_version(client, master.tag)
                 if version is None:
                     raise NoModel("no model has been pushed; run `qasearch model push`")
-                if self.model is None or self.model.version != version:
-                    package = modelpkg.load(client, master.tag, version)
-                    self.model = LoadedModel.from_package(package, threads=1)
+                stale = self.model is None or self.model.version != version
+                if stale and version != self._refused:
+                    try:
+                        package = modelpkg.load(client, master.tag, version)
+                        self.model = LoadedModel.from_package(package, threads=1)
+                    except (modelpkg.ModelPackageError, RuntimeError, ValueError, KeyError):
+                        # like the workers: a broken package never replaces a working one
+                        self._refused = version
+                        if self.model is None:
+                            raise NoModel(f"model {version} cannot be loaded") from None
             finally:
                 client.close()
             self._checked = time.monotonic()
