@@ -59,6 +59,7 @@ class PushReport:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     trace_diff: dict[str, float] = field(default_factory=dict)
+    agreement: tuple[float, int] | None = None  # int8 vs fp32: (share same span, questions)
 
 
 def minilm_path() -> str:
@@ -395,6 +396,10 @@ def prepare(
         max_seq_len=max_seq_len, quantize=quantize,
     )
     report.timings["load_checkpoints_s"] = load_s
+    if quantize:
+        from loaders.agreement import span_agreement
+
+        report.agreement = span_agreement(model, _quantize(model, quantize), tokenizer)
     return package, report
 
 

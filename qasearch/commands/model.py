@@ -42,6 +42,10 @@ def _push(args: argparse.Namespace) -> int:
     print(f"  embedder {_mib(m['sizes']['embedder'])}  dim {m['embedder']['dim']}"
           f"  max_seq_len {m['embedder']['max_seq_len']}"
           f"  traced in {report.timings['trace_embedder_s']:.1f} s")
+    if report.agreement is not None:
+        share, count = report.agreement
+        print(f"  int8 agreement with fp32: {share:.1%} identical best spans "
+              f"on {count} sample questions")
     started = time.perf_counter()
     try:
         written = modelpkg.push_to_cluster(
