@@ -63,7 +63,7 @@ step "starting the gateway"
 qasearch serve --detach
 
 port="${QASEARCH_API_PORT:-8080}"
-question="What kind of virus causes the common cold in many children?"
+question="Who first isolated adenoviruses in 1953?"
 step "one real query"
 echo "curl -s -X POST http://127.0.0.1:$port/qasearch -H 'Content-Type: application/json' \\"
 echo "     -d '{\"search\": \"$question\", \"num_results\": 3}'"
