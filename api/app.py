@@ -13,12 +13,16 @@ import time
 
 import redis
 from flask import Flask, Response, jsonify, request
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from api import readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
 from api.response_cache import ResponseCache
 from api.validation import BadRequest, parse_query
+from qasearch import keys
+from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.settings import Settings, load_settings
 from qasearch.topology import cluster_client
 
@@ -28,14 +32,22 @@ UNTRAINED_WARNING = (
 )
 
 
-def merge(replies: list[ShardReply], num_results: int) -> tuple[list[dict], dict]:
-    """All shards' answers ranked by score, and who answered."""
+def merge(
+    replies: list[ShardReply], num_results: int, partitions: int
+) -> tuple[list[dict], dict]:
+    """All shards' answers ranked by score, and who answered; a failed shard is listed
+    with its reason and the partitions whose answers are missing."""
     answers = [a for r in replies if r.ok for a in r.payload.get("answers", [])]
     answers.sort(key=lambda a: a["score"], reverse=True)
     shards = {
         "total": len(replies),
         "answered": sum(r.ok for r in replies),
-        "failed": [{"node": r.node, "reason": r.reason} for r in replies if not r.ok],
+        "failed": [
+            {"node": r.node, "reason": r.reason, "partitions": [
+                partition_tag(p) for p in owned_partitions(r.master.ranges, partitions)
+            ]}
+            for r in replies if not r.ok
+        ],
     }
     return answers[:num_results], shards
 
@@ -50,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     fanout = Fanout(settings)
     embedder = QuestionEmbedder(settings)
     embedder.preload(fanout)
-    cluster = cluster_client(settings)
+    # one quick retry at most: cache and metadata reads must not eat the deadline
+    cluster = cluster_client(settings, retry=Retry(NoBackoff(), 1), socket_connect_timeout=1)
     responses = ResponseCache(cluster, settings.response_ttl_s)
     inflight = threading.BoundedSemaphore(settings.max_inflight)
 
@@ -67,6 +80,29 @@ def create_app(settings: Settings | None = None) -> Flask:
         finally:
             inflight.release()
 
+    known_partitions = [0]
+
+    def corpus_partitions(replies: list[ShardReply]) -> int:
+        """The corpus's partition count, to name what a failed shard leaves out; it is
+        fixed at the first load, so the last value read serves while a node is down."""
+        if all(r.ok for r in replies) and known_partitions[0]:
+            return known_partitions[0]
+        try:
+            known_partitions[0] = int(cluster.hget(keys.CORPUS_META, "partitions") or 0)
+        except redis.RedisError:
+            pass
+        return known_partitions[0]
+
+    def current_model():
+        """The served model, asked of the first master that answers."""
+        error: Exception = NoModel("no master answers")
+        for master in fanout.masters():
+            try:
+                return embedder.current(master)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                error = exc
+        raise error
+
     def answer_request() -> tuple[Response, int]:
         started = time.perf_counter()
         try:
@@ -74,7 +110,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         except BadRequest as exc:
             return _error(400, str(exc))
         try:
-            model = embedder.current(fanout.masters()[0])
+            model = current_model()
         except NoModel as exc:
             return _error(503, str(exc))
         except (redis.RedisError, OSError, IndexError) as exc:
@@ -93,11 +129,12 @@ def create_app(settings: Settings | None = None) -> Flask:
                 cached["took_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
                 return jsonify(cached), 200
         vector = model.embed([query.search])[0]
+        spent_ms = (time.perf_counter() - started) * 1000.0
         replies = fanout.ask(
-            query.search, vector, query.top_k, query.num_results, query.timeout_ms,
-            use_cache=query.cache,
+            query.search, vector, query.top_k, query.num_results,
+            max(1, int(query.timeout_ms - spent_ms)), use_cache=query.cache,
         )
-        results, shards = merge(replies, query.num_results)
+        results, shards = merge(replies, query.num_results, corpus_partitions(replies))
         versions = {
             r.payload["model"]["version"] for r in replies if r.ok and r.payload.get("model")
         }

@@ -11,6 +11,8 @@ import threading
 import time
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from qasearch import modelpkg
 from qasearch.models import LoadedModel
@@ -37,7 +39,8 @@ class QuestionEmbedder:
         if self.model is not None and time.monotonic() - self._checked < VERSION_CHECK_S:
             return self.model
         with self._lock:
-            client = node_client(master.host, master.port, self.settings)
+            client = node_client(master.host, master.port, self.settings,
+                                 socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
             try:
                 version = modelpkg.current_version(client, master.tag)
                 if version is None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from qasearch import codec, keys
 from qasearch.settings import Settings
@@ -26,10 +28,14 @@ TOPOLOGY_TTL_S = 2.0
 
 @dataclass
 class ShardReply:
-    node: str
+    master: Master
     ok: bool
     payload: dict = field(default_factory=dict)
     reason: str = ""
+
+    @property
+    def node(self) -> str:
+        return self.master.address
 
 
 class Fanout:
@@ -48,9 +54,12 @@ class Fanout:
     def client(self, master: Master) -> redis.Redis:
         client = self._clients.get(master.address)
         if client is None:
+            # No retries: a shard that cannot be reached at once is reported as
+            # failed, instead of spending the request's deadline on reconnecting.
             client = node_client(
                 master.host, master.port, self.settings,
-                socket_timeout=self.settings.deadline_ms / 1000 + 5, socket_connect_timeout=2,
+                socket_timeout=self.settings.deadline_ms / 1000 + 5, socket_connect_timeout=1,
+                retry=Retry(NoBackoff(), 0),
             )
             self._clients[master.address] = client
         return client
@@ -79,26 +88,27 @@ class Fanout:
                 sent.append((master, reply_key))
             except redis.RedisError as exc:
                 self._checked = 0.0  # topology may have changed: re-read it next time
-                replies.append(ShardReply(master.address, False, reason=f"send failed: {exc}"))
+                replies.append(ShardReply(master, False, reason=f"send failed: {exc}"))
         for master, reply_key in sent:
             remaining = deadline - time.time()
             try:
-                popped = (
-                    self.client(master).blpop([reply_key], timeout=max(remaining, 0.001))
-                    if remaining > 0 else None
-                )
+                if remaining > 0:
+                    popped = self.client(master).blpop([reply_key], timeout=remaining)
+                else:  # out of time: take a reply that is already there, wait for none
+                    value = self.client(master).lpop(reply_key)
+                    popped = (reply_key, value) if value is not None else None
             except redis.RedisError as exc:
                 self._checked = 0.0
-                replies.append(ShardReply(master.address, False, reason=f"reply failed: {exc}"))
+                replies.append(ShardReply(master, False, reason=f"reply failed: {exc}"))
                 continue
             if popped is None:
-                replies.append(ShardReply(master.address, False, reason="deadline exceeded"))
+                replies.append(ShardReply(master, False, reason="deadline exceeded"))
                 continue
             payload = json.loads(popped[1])
             if payload.get("ok"):
-                replies.append(ShardReply(master.address, True, payload))
+                replies.append(ShardReply(master, True, payload))
             else:
                 replies.append(
-                    ShardReply(master.address, False, payload, reason=payload.get("error", "?"))
+                    ShardReply(master, False, payload, reason=payload.get("error", "?"))
                 )
         return replies

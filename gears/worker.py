@@ -300,7 +300,8 @@ class Worker:
                 reply = self.client.xreadgroup(
                     keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=16, block=500
                 )
-            except redis.ConnectionError:
+            except redis.RedisError as exc:
+                log.warning("reading requests: %s", exc)
                 time.sleep(0.5)
                 continue
             for _, entries in reply or []:
@@ -379,8 +380,9 @@ class Worker:
                 if self.model is not None:
                     self._ingest_once()
                     self.ready.set()
-            except redis.ConnectionError as exc:
-                log.warning("node %s:%s unreachable: %s", self.host, self.port, exc)
+            except redis.RedisError as exc:
+                # node down, failing over or refusing for a moment: keep trying
+                log.warning("node %s:%s: %s", self.host, self.port, exc)
                 self.stopping.wait(1.0)
             self.stopping.wait(INGEST_POLL_S)
         self.pool.shutdown(wait=True)

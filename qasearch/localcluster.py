@@ -195,6 +195,9 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
         # A model push writes ~170 MiB in 64 MiB chunks; the default replica buffer
         # limits (256mb hard, 64mb for 60 s) would drop and fully resync the replicas.
         "client-output-buffer-limit replica 1gb 512mb 60",
+        # While a failed master's replica is being promoted, the other masters keep
+        # answering for their own partitions instead of refusing with CLUSTERDOWN.
+        "cluster-require-full-coverage no",
     ]
     auth = spec.folder / "auth.conf"
     if settings.redis_password:

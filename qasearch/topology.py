@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from urllib.parse import urlparse
 
 import redis
+from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.retry import Retry
 
 from qasearch.partitions import SlotRange, node_tag
 from qasearch.settings import Settings
@@ -35,9 +37,17 @@ class Master:
         return f"{self.host}:{self.port}"
 
 
-def _startup(settings: Settings) -> tuple[str, int]:
-    url = urlparse(settings.startup_url)
-    return url.hostname or settings.host, url.port or settings.base_port
+def startup_nodes(settings: Settings) -> list[tuple[str, int]]:
+    """Nodes to ask first: ``redis_url`` (comma-separated URLs) when set, else every node
+    of the local layout, so that one dead node (a failed master) never hides the rest."""
+    if settings.redis_url:
+        found = []
+        for part in settings.redis_url.split(","):
+            url = urlparse(part.strip())
+            found.append((url.hostname or settings.host, url.port or settings.base_port))
+        return found
+    count = settings.masters * (1 + settings.replicas_per_master)
+    return [(settings.host, settings.base_port + i) for i in range(count)]
 
 
 def _auth(settings: Settings) -> dict[str, str | None]:
@@ -54,10 +64,8 @@ def node_client(host: str, port: int, settings: Settings, **kwargs: object) -> r
 
 def cluster_client(settings: Settings, **kwargs: object) -> RedisCluster:
     """A cluster client that routes every command to the node owning its key."""
-    host, port = _startup(settings)
-    return RedisCluster(
-        startup_nodes=[ClusterNode(host, port)], **_auth(settings), **kwargs
-    )
+    nodes = [ClusterNode(host, port) for host, port in startup_nodes(settings)]
+    return RedisCluster(startup_nodes=nodes, **_auth(settings), **kwargs)
 
 
 def _text(value: object) -> str:
@@ -79,11 +87,20 @@ def masters_from_slots(slots_reply: list) -> list[Master]:
 
 
 def masters(settings: Settings, via: tuple[str, int] | None = None) -> list[Master]:
-    """The cluster's masters as seen by the startup node (or ``via``)."""
-    host, port = via or _startup(settings)
-    client = node_client(host, port, settings, socket_timeout=5)
-    try:
-        reply = client.execute_command("CLUSTER SLOTS", NEVER_DECODE=True)
-    finally:
-        client.close()
-    return masters_from_slots(reply)
+    """The cluster's masters, as seen by ``via`` or else by the first startup node that
+    answers; raises the last connection error when none does."""
+    error: Exception | None = None
+    for host, port in [via] if via else startup_nodes(settings):
+        client = node_client(host, port, settings, socket_timeout=5, socket_connect_timeout=1,
+                             retry=Retry(NoBackoff(), 0))  # a dead node: move on at once
+        try:
+            reply = client.execute_command("CLUSTER SLOTS", NEVER_DECODE=True)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            error = exc
+            continue
+        finally:
+            client.close()
+        found = masters_from_slots(reply)
+        if found:
+            return found
+    raise error or redis.ConnectionError("no cluster node reports any slots")

@@ -1,0 +1,101 @@
+"""A master killed with SIGKILL under a steady stream of queries.
+
+Its replica is promoted, the supervisor starts a worker for the new master, and
+no passage, tensor or model is lost. Every request in the window ends as an answer
+or as a response naming the missing partitions; none hangs past its deadline.
+Afterwards the old master is started again and rejoins as a replica.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+from qasearch import keys, localcluster, modelpkg
+from qasearch.partitions import partition_tag
+from qasearch.topology import cluster_client, masters, node_client
+from qasearch.workers import is_ready
+from tests.system import post, wait_for
+
+DEADLINE_MS = 8000
+
+
+def _corpus_counts(settings):
+    client = cluster_client(settings)
+    try:
+        partitions = int(client.hget(keys.CORPUS_META, "partitions"))
+        tags = [partition_tag(p) for p in range(partitions)]
+        passages = sum(client.scard(keys.passage_index(t)) for t in tags)
+        tensors = 0
+        for tag in tags:
+            for pid in client.smembers(keys.passage_index(tag)):
+                tensors += client.exists(keys.tensors(tag, pid.decode()))
+        return passages, tensors
+    finally:
+        client.close()
+
+
+def test_master_failover_under_traffic(system):
+    before = _corpus_counts(system)
+    victim = masters(system)[0]
+    spec = next(s for s in localcluster.layout(system) if s.port == victim.port)
+    pid = localcluster.node_pid(spec)
+    assert pid
+
+    outcomes: list[tuple[float, int, dict, float]] = []
+    stop = threading.Event()
+
+    def traffic():
+        n = 0
+        while not stop.is_set() and n < 400:
+            started = time.monotonic()
+            status, body = post(system, {"search": f"What do plates do? ({n})", "cache": False,
+                                         "timeout_ms": DEADLINE_MS})
+            outcomes.append((started, status, body, time.monotonic() - started))
+            n += 1
+            time.sleep(0.05)
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    time.sleep(1.0)
+    killed_at = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+
+    def recovered():
+        nodes = masters(system)
+        if any(m.port == victim.port for m in nodes) or len(nodes) != 3:
+            return False
+        return all(is_ready({k.decode(): v.decode() for k, v in node_client(
+            m.host, m.port, system).hgetall(keys.worker_state(m.tag)).items()}) for m in nodes)
+
+    try:
+        wait_for(recovered, timeout=90, what="the replica to be promoted and served")
+        full = wait_for(
+            lambda: any(o[0] > killed_at and o[2].get("shards", {}).get("answered") == 3
+                        for o in outcomes) and outcomes,
+            timeout=60, what="a complete answer after the failover",
+        )
+        recovery = min(o[0] + o[3] for o in full
+                       if o[0] > killed_at and o[2]["shards"]["answered"] == 3) - killed_at
+    finally:
+        stop.set()
+        sender.join(60)
+    print(f"\nfailover: {len(outcomes)} requests, recovered {recovery:.1f} s after SIGKILL")
+
+    assert outcomes
+    for _, status, body, took in outcomes:
+        assert status == 200, body
+        assert took < DEADLINE_MS / 1000 + 1  # nothing hangs past its deadline
+        shards = body["shards"]
+        assert shards["answered"] + len(shards["failed"]) == shards["total"]
+        for failure in shards["failed"]:
+            assert failure["reason"] and failure["partitions"]
+    promoted = next(m for m in masters(system) if m.ranges == victim.ranges)
+    node = node_client(promoted.host, promoted.port, system)
+    assert modelpkg.current_version(node, promoted.tag) is not None
+    assert _corpus_counts(system) == before  # nothing lost
+
+    localcluster.up(system)  # the old master comes back as a replica
+    wait_for(lambda: localcluster.status(system).state == "ok", what="cluster ok")
