@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         replies = fanout.ask(
             query.search, vector, query.top_k, query.num_results,
             max(1, int(query.timeout_ms - spent_ms)), use_cache=query.cache,
+            embedder_id=model.embedder_id,
         )
         results, shards = merge(replies, query.num_results, corpus_partitions(replies))
         versions = {

@@ -66,7 +66,7 @@ class Fanout:
 
     def ask(
         self, question: str, embedding: np.ndarray, top_k: int, num_results: int,
-        timeout_ms: int, use_cache: bool = True,
+        timeout_ms: int, use_cache: bool = True, embedder_id: str = "",
     ) -> list[ShardReply]:
         """Ask every master; every shard ends as a reply or a failure with its reason."""
         deadline = time.time() + timeout_ms / 1000.0
@@ -79,7 +79,7 @@ class Fanout:
             fields = {
                 "question": question, "embedding": vector, "top_k": top_k,
                 "num_results": num_results, "deadline": deadline * 1000.0, "reply": reply_key,
-                "cache": int(use_cache),
+                "cache": int(use_cache), "embedder": embedder_id,
             }
             try:
                 self.client(master).xadd(

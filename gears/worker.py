@@ -229,16 +229,23 @@ class Worker:
             deadline = float(fields[b"deadline"])
             if time.time() * 1000.0 > deadline:
                 raise TimeoutError("deadline passed before the worker picked the request up")
+            model = self.model
+            text = fields[b"question"].decode()
+            embedding = codec.decode(fields[b"embedding"])
+            if fields.get(b"embedder", b"").decode() != model.embedder_id:
+                # the gateway embedded with another model (a swap in progress):
+                # embed here, with the vectors this node's index was built from
+                embedding = model.embed([text])[0]
             question = Question(
-                text=fields[b"question"].decode(),
-                embedding=codec.decode(fields[b"embedding"]),
+                text=text,
+                embedding=embedding,
                 top_k=int(fields[b"top_k"]),
                 num_results=int(fields[b"num_results"]),
                 use_cache=fields.get(b"cache", b"1") == b"1",
             )
             with self._lock:
                 indexes = dict(self.indexes)
-            payload = answer_question(self.engine, self.model, indexes, question)
+            payload = answer_question(self.engine, model, indexes, question)
             payload["ok"] = True
             self.counters["requests"] += 1
         except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
