@@ -14,7 +14,7 @@ import threading
 import time
 
 from qasearch import keys, localcluster, modelpkg
-from qasearch.partitions import partition_tag
+from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.topology import cluster_client, masters, node_client
 from qasearch.workers import is_ready
 from tests.system import post, wait_for
@@ -96,6 +96,14 @@ def test_master_failover_under_traffic(system):
     node = node_client(promoted.host, promoted.port, system)
     assert modelpkg.current_version(node, promoted.tag) is not None
     assert _corpus_counts(system) == before  # nothing lost
+
+    # the promoted node answers key-miss GETs too (its config file enables the events)
+    tag = next(t for t in (partition_tag(p) for p in owned_partitions(promoted.ranges, 64))
+               if node.exists(keys.passage_index(t)))
+    pid = node.srandmember(keys.passage_index(tag)).decode()
+    key = keys.answer(tag, pid, "what happened after the failover?")
+    assert node.get(key) is None
+    assert wait_for(lambda: node.get(key), what="the key-miss answer on the promoted node")
 
     localcluster.up(system)  # the old master comes back as a replica
     wait_for(lambda: localcluster.status(system).state == "ok", what="cluster ok")
