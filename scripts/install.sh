@@ -22,8 +22,11 @@ stamp=".venv/.qasearch-installed"
 want="$(cat requirements.txt requirements-dev.txt pyproject.toml | sha256sum | cut -c1-16)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     echo "==> installing torch==2.13.0 (CPU) first, then the rest"
-    .venv/bin/pip install -q torch==2.13.0
-    .venv/bin/pip install -q -r requirements.txt -r requirements-dev.txt
-    .venv/bin/pip install -q --no-deps -e .
+    quiet_pip() {  # pip -q still warns about local index folders some machines list
+        .venv/bin/pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+    }
+    quiet_pip torch==2.13.0
+    quiet_pip -r requirements.txt -r requirements-dev.txt
+    quiet_pip --no-deps -e .
     echo "$want" > "$stamp"
 fi
