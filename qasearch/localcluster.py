@@ -41,7 +41,7 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from qasearch import keys
+from qasearch import keys, procs
 from qasearch.partitions import balanced_slot_ranges, in_ranges, owned_partitions
 from qasearch.settings import Settings
 from qasearch.topology import masters as topology_masters
@@ -128,19 +128,6 @@ def redis_server_binary() -> str:
     return found
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
-
-
-def _gone(pid: int) -> bool:
-    # Daemonised nodes are reparented to init; if init is slow to reap, a zombie is gone too.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def node_pid(spec: NodeSpec) -> int | None:
@@ -149,14 +136,14 @@ def node_pid(spec: NodeSpec) -> int | None:
         pid = int(spec.pidfile.read_text().strip())
     except (OSError, ValueError):
         return None
-    cmd = _cmdline(pid)
+    cmd = procs.cmdline(pid)
     # Redis replaces its argv with "redis-server <addr>:<port> [cluster]" (proc-title-template);
     # the config path is what is left when process titles are disabled.
     ours = "redis-server" in cmd and (f":{spec.port} " in cmd + " " or str(spec.conf) in cmd)
-    return pid if ours and not _gone(pid) else None
+    return pid if ours and not procs.gone(pid) else None
 
 
-def _port_free(host: str, port: int) -> bool:
+def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Same option Redis uses, so a port in TIME_WAIT counts as free, as it is for Redis.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -223,7 +210,7 @@ def _start(specs: list[NodeSpec], settings: Settings, ip: str) -> dict[int, int]
     """Launch ``specs``; returns each log's size before the launch (to read only new lines)."""
     binary = redis_server_binary()
     for spec in specs:
-        if not _port_free(ip, spec.port) or not _port_free(ip, spec.port + BUS_PORT_OFFSET):
+        if not port_free(ip, spec.port) or not port_free(ip, spec.port + BUS_PORT_OFFSET):
             raise PortInUse(
                 f"port {spec.port} or its cluster bus port {spec.port + BUS_PORT_OFFSET} on {ip} "
                 f"is in use by a process that is not a node of {settings.data_dir}; "
@@ -548,10 +535,10 @@ def down(settings: Settings, purge: bool = False, timeout: float = 15.0) -> Down
     for pid in pids.values():
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while any(not _gone(p) for p in pids.values()) and time.monotonic() < deadline:
+    while any(not procs.gone(p) for p in pids.values()) and time.monotonic() < deadline:
         time.sleep(POLL_S)
     for port, pid in pids.items():
-        if not _gone(pid) and node_pid(next(s for s in specs if s.port == port)) == pid:
+        if not procs.gone(pid) and node_pid(next(s for s in specs if s.port == port)) == pid:
             os.kill(pid, signal.SIGKILL)
     # Redis removes its pid file on a clean exit, not after SIGKILL.
     for spec in specs:
@@ -560,7 +547,7 @@ def down(settings: Settings, purge: bool = False, timeout: float = 15.0) -> Down
     stopped = sorted(pids)
     existing = [s for s in specs if s.folder.exists()]
     still = sorted(
-        s.port for s in existing if s.port not in pids and not _port_free(ip, s.port)
+        s.port for s in existing if s.port not in pids and not port_free(ip, s.port)
     )
     if purge:
         for spec in existing:

@@ -23,14 +23,16 @@ def log_file(run_dir: str, name: str) -> Path:
     return Path(run_dir) / f"{name}.log"
 
 
-def _cmdline(pid: int) -> str:
+def cmdline(pid: int) -> str:
+    """The process's command line, space-separated ("" when it is gone)."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
 
 
-def _zombie(pid: int) -> bool:
+def gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs; a zombie waiting to be reaped counts as gone."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
     except (OSError, IndexError):
@@ -44,7 +46,7 @@ def running_pid(run_dir: str, name: str, marker: str) -> int | None:
         pid = int(path.read_text().strip())
     except (OSError, ValueError):
         return None
-    if marker in _cmdline(pid) and not _zombie(pid):
+    if marker in cmdline(pid) and not gone(pid):
         return pid
     return None
 
@@ -76,7 +78,7 @@ def stop(run_dir: str, name: str, marker: str, timeout: float = 10.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if marker not in _cmdline(pid) or _zombie(pid):
+        if marker not in cmdline(pid) or gone(pid):
             return True
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)

@@ -6,20 +6,14 @@ import random
 import socket
 from pathlib import Path
 
-from qasearch.localcluster import BUS_PORT_OFFSET
+from qasearch.localcluster import BUS_PORT_OFFSET, port_free
 from qasearch.settings import Settings
 
 HOST = "127.0.0.1"
 
 
 def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((HOST, port))
-        except OSError:
-            return False
-    return True
+    return port_free(HOST, port)
 
 
 def free_port() -> int:
