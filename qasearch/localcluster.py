@@ -216,17 +216,17 @@ def _start(specs: list[NodeSpec], settings: Settings, ip: str) -> dict[int, int]
                 f"is in use by a process that is not a node of {settings.data_dir}; "
                 f"choose another --base-port (see `ss -ltnp`)"
             )
-    procs, offsets = [], {}
+    launched, offsets = [], {}
     for spec in specs:
         offsets[spec.port] = spec.logfile.stat().st_size if spec.logfile.exists() else 0
         _write_config(spec, settings, ip)
         spec.pidfile.unlink(missing_ok=True)  # stale: its pid is not a node (checked above)
-        procs.append((spec, subprocess.Popen(
+        launched.append((spec, subprocess.Popen(
             [binary, str(spec.conf)], stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )))
     # With daemonize yes the launcher exits once the config parsed; non-zero = bad config.
-    for spec, proc in procs:
+    for spec, proc in launched:
         out, _ = proc.communicate(timeout=30)
         if proc.returncode != 0:
             raise ClusterError(
