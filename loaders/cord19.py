@@ -14,23 +14,35 @@ from pathlib import Path
 
 from loaders.documents import Document, LoadError
 
+# metadata.csv carries whole abstracts, longer than the csv module's default field limit.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
 
 def read_metadata_titles(csv_path: Path) -> dict[str, str]:
-    """sha (each of ``;``-separated) and cord_uid -> title, from CORD-19's metadata.csv."""
+    """Paper id -> title from CORD-19's metadata.csv: each ``;``-separated ``sha`` (the id of
+    a PDF parse), ``pmcid`` (the id of a PMC parse) and ``cord_uid`` map to the row's title."""
     titles: dict[str, str] = {}
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     try:
         with open(csv_path, newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
+            reader = csv.DictReader(f)
+            for row in reader:
                 title = (row.get("title") or "").strip()
                 if not title:
                     continue
-                for sha in (row.get("sha") or "").split(";"):
-                    if sha.strip():
-                        titles[sha.strip()] = title
-                if row.get("cord_uid"):
-                    titles[row["cord_uid"]] = title
-    except (UnicodeDecodeError, csv.Error) as exc:
-        raise LoadError(str(csv_path), "", f"unreadable metadata CSV: {exc}") from None
+                ids = (row.get("sha") or "").split(";") + [
+                    row.get("pmcid") or "", row.get("cord_uid") or ""]
+                for paper_id in ids:
+                    if paper_id.strip():
+                        titles[paper_id.strip()] = title
+    except OSError as exc:
+        raise LoadError(str(csv_path), "", f"cannot read metadata CSV: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise LoadError(str(csv_path), "", f"metadata CSV is not valid UTF-8 ({exc.reason})") \
+            from None
+    except csv.Error as exc:
+        where = f"line {reader.line_num}"
+        raise LoadError(str(csv_path), where, f"unreadable metadata CSV: {exc}") from None
     return titles
 
 
@@ -49,6 +61,8 @@ def _paragraphs(doc: dict, field: str, path: Path) -> list[str]:
 
 
 def read_cord19(folder: Path, metadata: Path | None = None) -> Iterator[Document]:
+    """Documents of every ``*.json`` under ``folder`` (sorted by path); titles missing from
+    the JSON come from ``metadata`` or else the first ``metadata.csv`` under ``folder``."""
     files = sorted(p for p in Path(folder).rglob("*.json") if p.is_file())
     if not files:
         raise LoadError(str(folder), "", "no CORD-19 document JSON files in this folder")
@@ -57,6 +71,8 @@ def read_cord19(folder: Path, metadata: Path | None = None) -> Iterator[Document
     for path in files:
         try:
             doc = json.loads(path.read_bytes().decode("utf-8"))
+        except OSError as exc:
+            raise LoadError(str(path), "", f"cannot read: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             raise LoadError(str(path), "", f"not valid UTF-8 ({exc.reason})") from None
         except json.JSONDecodeError as exc:

@@ -14,10 +14,20 @@ from loaders.squad import read_squad
 FORMATS = ("jsonl", "squad", "cord19", "text")
 
 
+SUFFIXES = {".jsonl": "jsonl", ".json": "squad", ".txt": "text"}
+
+
 def guess_format(path: Path) -> str:
+    """The format a path looks like: by extension, or for a folder cord19 when it holds
+    JSON files, else text."""
     if path.is_dir():
         return "cord19" if any(path.rglob("*.json")) else "text"
-    return {".jsonl": "jsonl", ".json": "squad", ".txt": "text"}.get(path.suffix.lower(), "jsonl")
+    fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt is None:
+        known = ", ".join(SUFFIXES)
+        raise LoadError(str(path), "", f"cannot tell the format from the name ({known} are "
+                        f"known); give it with --format {'|'.join(FORMATS)}")
+    return fmt
 
 
 def read_documents(

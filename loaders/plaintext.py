@@ -1,4 +1,8 @@
-"""Plain text: a .txt file or a folder of them; one document per file, titled by its first line."""
+"""Plain text: a .txt file or a folder of them; one document per file, titled by its first line.
+
+The document id is the file's stem; files in subfolders keep their relative path
+(``sub/name``) so that two ``name.txt`` in different folders stay two documents.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,26 @@ from pathlib import Path
 from loaders.documents import Document, LoadError
 
 
+def _doc_id(file: Path, root: Path) -> str:
+    if file == root:
+        return file.stem
+    return file.relative_to(root).with_suffix("").as_posix()
+
+
 def read_text(path: Path) -> Iterator[Document]:
-    files = [path] if Path(path).is_file() else sorted(Path(path).rglob("*.txt"))
+    root = Path(path)
+    files = [root] if root.is_file() else sorted(root.rglob("*.txt"))
     if not files:
         raise LoadError(str(path), "", "no .txt files here")
     for file in files:
         try:
             text = file.read_bytes().decode("utf-8")
+        except OSError as exc:
+            raise LoadError(str(file), "", f"cannot read: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             where, why = f"byte {exc.start}", f"not valid UTF-8 ({exc.reason})"
             raise LoadError(str(file), where, why) from None
         if not text.strip():
             continue
         title = text.strip().splitlines()[0].strip()
-        yield Document(doc_id=file.stem, title=title, text=text, source=file.name)
+        yield Document(doc_id=_doc_id(file, root), title=title, text=text, source=file.name)

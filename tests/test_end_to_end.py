@@ -41,7 +41,7 @@ def test_written_passage_is_tokenised_on_its_node_and_answered(system, tmp_path)
     assert codec.decode(fields[b"emb"]).shape == (384,)
 
     status, body = post(system, {"search": "What did the lighthouse lamp burn before kerosene?",
-                                 "num_results": 10, "top_k": 1})
+                                 "num_results": 100, "top_k": 1})
     assert status == 200, body
     keys_found = [r["sentencekey"] for r in body["results"]]
     assert keys.passage(tag, pid) in keys_found

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from redis.exceptions import RedisClusterException, RedisError
 from tqdm import tqdm
 
 from loaders.documents import LoadError
@@ -17,6 +18,8 @@ from qasearch.topology import cluster_client
 
 
 def _load(args: argparse.Namespace) -> int:
+    if args.max_passage_tokens is not None and args.max_passage_tokens < 8:
+        raise CommandError("--max-passage-tokens must be at least 8")
     settings = load_settings().replace(max_passage_tokens=args.max_passage_tokens)
     quiet = args.quiet or not sys.stderr.isatty()
     bar = tqdm(desc="loading", unit=" docs", disable=quiet, dynamic_ncols=True)
@@ -28,13 +31,24 @@ def _load(args: argparse.Namespace) -> int:
         bar.update(docs)
         bar.set_postfix(passages=passages)
 
-    client = cluster_client(settings)
     try:
         documents = read_documents(args.path, args.format, args.metadata)
-        summary = write_documents(client, settings, documents, default_tokenizer(), progress)
+        client = cluster_client(settings)
     except LoadError as exc:
         bar.close()
         raise CommandError(exc.report()) from None
+    except (RedisError, RedisClusterException) as exc:
+        bar.close()
+        raise CommandError(f"cannot reach the cluster at {settings.startup_url}: {exc}") from None
+    try:
+        summary = write_documents(client, settings, documents, default_tokenizer(), progress)
+    except LoadError as exc:
+        raise CommandError(exc.report()) from None
+    except (RedisError, RedisClusterException) as exc:
+        raise CommandError(
+            f"cluster error while loading: {exc} (loading again is safe: "
+            "documents already written are skipped)"
+        ) from None
     finally:
         bar.close()
         client.close()
@@ -59,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=FORMATS,
                         help="input format (default: guessed from the path)")
     parser.add_argument("--metadata", help="CORD-19 metadata.csv (default: found in the folder)")
-    parser.add_argument("--max-passage-tokens", type=int,
-                        help="longest passage in tokens (default 200)")
+    parser.add_argument("--max-passage-tokens", type=int, metavar="N",
+                        help="longest passage in tokens (default: settings, 200)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_load)
