@@ -41,6 +41,18 @@ class RedisBenchReport:
     def as_dict(self) -> dict:
         return {**asdict(self), "ratio": self.ratio}
 
+    def lines(self) -> list[str]:
+        """The report as printed by ``qasearch bench`` and ``qasearch redis-bench``."""
+        return [
+            "answer key benchmark (ready to paste):",
+            f"  {self.command}",
+            f"  answer key GET   {self.answer_key_rps:>10.0f} req/s",
+            f"  plain small GET  {self.plain_get_rps:>10.0f} req/s   (same node, port {self.port})",
+            f"  ratio            {self.ratio:>10.2f}   (target >= 0.80)",
+            f"  cached /qasearch p50 {self.cached_qasearch_p50_ms:.2f} ms, "
+            f"p95 {self.cached_qasearch_p95_ms:.2f} ms through gunicorn (target p50 <= 3 ms)",
+        ]
+
 
 def benchmark_command(
     settings: Settings, port: int, key: str, requests: int, clients: int

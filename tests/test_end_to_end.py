@@ -124,3 +124,15 @@ def test_bad_requests_get_400_with_a_json_error(system, body, fragment):
 def test_unknown_route_is_a_json_404(system):
     status, reply = post(system, {"search": "x"}, path="/nowhere")
     assert status == 404 and "error" in reply
+
+
+def test_bench_reports_latency_and_the_answer_cache(system, tmp_path):
+    out = tmp_path / "bench.json"
+    text = qasearch(system, "bench", "--queries", "3", "--redis-requests", "2000",
+                    "--output", str(out))
+    assert "redis-benchmark -h 127.0.0.1" in text and "cached /qasearch p50" in text
+    figures = json.loads(out.read_text())
+    assert figures["latency_c1"]["queries"] == 3 and figures["latency_c1"]["errors"] == 0
+    cache = figures["answer_cache"]
+    assert cache["answer_key_rps"] > 0 and cache["plain_get_rps"] > 0
+    assert cache["answer_key"].startswith("bertqa{")

@@ -10,6 +10,7 @@ from qasearch import gateway
 from qasearch.bench import measure_latency
 from qasearch.errors import CommandError
 from qasearch.questions import read_squad_questions
+from qasearch.redisbench import measure as measure_redis
 from qasearch.settings import load_settings
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parents[2] / "data" / "sample" / "questions.json"
@@ -22,7 +23,7 @@ def _bench(args: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError) as exc:
         raise CommandError(f"cannot read questions from {args.questions}: {exc}") from None
     url = gateway.url(settings, "/qasearch")
-    print(f"latency: {args.queries} queries, one at a time, to {url}")
+    print(f"latency: {args.queries} queries, one at a time, caches off, to {url}")
     try:
         report = measure_latency(url, questions, args.queries)
     except RuntimeError as exc:
@@ -32,9 +33,17 @@ def _bench(args: argparse.Namespace) -> int:
         f"   mean {report.mean_ms:.1f} ms   ({report.queries} ok, {report.errors} errors,"
         f" {report.partial} partial)"
     )
+    results = {"latency_c1": report.as_dict()}
+    if not args.skip_redis_bench:
+        try:
+            cache = measure_redis(settings, url, questions[0].question, args.redis_requests)
+        except (RuntimeError, OSError) as exc:
+            raise CommandError(f"redis-benchmark part failed: {exc}") from None
+        print("\n".join(cache.lines()))
+        results["answer_cache"] = cache.as_dict()
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps({"latency_c1": report.as_dict()}, indent=2))
+        Path(args.output).write_text(json.dumps(results, indent=2))
         print(f"  written to {args.output}")
     return 0
 
@@ -50,4 +59,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", help="gateway address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gateway port (default 8080)")
     parser.add_argument("--output", help="write the figures as JSON to this file")
+    parser.add_argument("--skip-redis-bench", action="store_true",
+                        help="do not run redis-benchmark on an answer key")
+    parser.add_argument("--redis-requests", type=int, default=100_000,
+                        help="requests per redis-benchmark run (default 100000)")
     parser.set_defaults(func=_bench)

@@ -19,14 +19,7 @@ def _run(args: argparse.Namespace) -> int:
         report = measure(settings, url, args.question, args.requests, args.clients)
     except (RuntimeError, OSError) as exc:
         raise CommandError(str(exc)) from None
-    print("answer key benchmark (ready to paste):")
-    print(f"  {report.command}")
-    print(f"  answer key GET   {report.answer_key_rps:>10.0f} req/s")
-    print(f"  plain small GET  {report.plain_get_rps:>10.0f} req/s   "
-          f"(same node, port {report.port})")
-    print(f"  ratio            {report.ratio:>10.2f}   (target >= 0.80)")
-    print(f"  cached /qasearch p50 {report.cached_qasearch_p50_ms:.2f} ms, "
-          f"p95 {report.cached_qasearch_p95_ms:.2f} ms through gunicorn (target p50 <= 3 ms)")
+    print("\n".join(report.lines()))
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(json.dumps(report.as_dict(), indent=2))
