@@ -71,8 +71,8 @@ curl -s -X POST "http://127.0.0.1:$port/qasearch" -H 'Content-Type: application/
     -d "{\"search\": \"$question\", \"num_results\": 3}" | python -m json.tool
 
 results="results/$(date +%Y%m%d-%H%M%S)"
-step "latency (uncached, one at a time) and the answer cache (redis-benchmark, cached /qasearch)"
-qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-60}" --output "$results/bench.json"
+step "benchmark: /qasearch (caches off) beside its floor and a HF pipeline, and the answer cache"
+qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-30}" --output "$results"
 
 elapsed=$(python -c "import time; print(f'{time.time() - $started:.1f}')")
 step "done in ${elapsed}s; everything is still running"

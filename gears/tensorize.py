@@ -46,12 +46,16 @@ def tensorize(model, passages: Sequence[PassageText]) -> list[tuple[dict[str, by
             [p.text for p in chunk], add_special_tokens=False
         )
         for enc, vector in zip(encodings, vectors):
-            fields = {
-                "ids": codec.encode(np.asarray(enc.ids, dtype=np.int32)),
-                "offsets": codec.encode(np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)),
-                "emb": codec.encode(np.asarray(vector, dtype=np.float32)),
-                "reader_tok": model.reader_tokenizer_id.encode(),
-                "embedder": model.embedder_id.encode(),
-            }
-            out.append((fields, vector))
+            out.append((tensor_fields(model, enc, vector), vector))
     return out
+
+
+def tensor_fields(model, encoding, vector: np.ndarray) -> dict[str, bytes]:
+    """The stored fields of one passage: its reader encoding (no special tokens) and vector."""
+    return {
+        "ids": codec.encode(np.asarray(encoding.ids, dtype=np.int32)),
+        "offsets": codec.encode(np.asarray(encoding.offsets, dtype=np.int32).reshape(-1, 2)),
+        "emb": codec.encode(np.asarray(vector, dtype=np.float32)),
+        "reader_tok": model.reader_tokenizer_id.encode(),
+        "embedder": model.embedder_id.encode(),
+    }

@@ -8,7 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
-from qasearch import procs
+from qasearch import monitoring, procs
 from qasearch.settings import Settings, to_environ
 
 GATEWAY = "gateway"
@@ -23,12 +23,21 @@ def gunicorn_command(settings: Settings) -> list[str]:
         "--worker-class", "gthread", "--threads", "8",
         "--timeout", "120",
         "--access-logfile", "-",
+        "--config", "python:api.gunicorn_conf",  # hooks: multiprocess metrics of dead workers
         GATEWAY_MARKER,
     ]
 
 
+def _environ(settings: Settings) -> dict[str, str]:
+    """The gateway's environment; a fresh metrics folder, and its scrape target file."""
+    folder = monitoring.fresh_multiproc_dir(settings)
+    monitoring.write_target(settings, monitoring.GATEWAY_TARGET, settings.api_host,
+                            settings.api_port, {"component": "gateway"})
+    return {**to_environ(settings), "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+
+
 def run_foreground(settings: Settings) -> None:
-    os.environ.update(to_environ(settings))
+    os.environ.update(_environ(settings))
     command = gunicorn_command(settings)
     os.execv(command[0], command)
 
@@ -43,7 +52,7 @@ def start_background(settings: Settings, wait_s: float = 60.0) -> tuple[int, boo
     pid = procs.running_pid(settings.run_dir, GATEWAY, GATEWAY_MARKER)
     if pid is not None:
         return pid, False
-    pid = procs.start(settings.run_dir, GATEWAY, gunicorn_command(settings), to_environ(settings))
+    pid = procs.start(settings.run_dir, GATEWAY, gunicorn_command(settings), _environ(settings))
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         try:
@@ -52,7 +61,9 @@ def start_background(settings: Settings, wait_s: float = 60.0) -> tuple[int, boo
                     return pid, True
         except (urllib.error.URLError, OSError):
             pass
-        if procs.running_pid(settings.run_dir, GATEWAY, GATEWAY_MARKER) is None:
+        # the started pid, not running_pid(): until the child has exec'd gunicorn its
+        # cmdline is still this process's, which would look like "not running"
+        if procs.gone(pid):
             break
         time.sleep(0.2)
     log = procs.log_file(settings.run_dir, GATEWAY)
@@ -60,4 +71,5 @@ def start_background(settings: Settings, wait_s: float = 60.0) -> tuple[int, boo
 
 
 def stop(settings: Settings) -> bool:
+    monitoring.remove_target(settings, monitoring.GATEWAY_TARGET)
     return procs.stop(settings.run_dir, GATEWAY, GATEWAY_MARKER, timeout=20)

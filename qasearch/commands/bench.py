@@ -1,66 +1,237 @@
-"""``qasearch bench``: measure the running system end to end."""
+"""``qasearch bench``: the running system beside its floor and a HF pipeline; or scale mode."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import os
+import time
 from pathlib import Path
 
 from qasearch import gateway
-from qasearch.bench import measure_latency
 from qasearch.errors import CommandError
 from qasearch.questions import read_squad_questions
-from qasearch.redisbench import measure as measure_redis
-from qasearch.settings import load_settings
+from qasearch.settings import Settings, load_settings
 
-DEFAULT_QUESTIONS = Path(__file__).resolve().parents[2] / "data" / "sample" / "questions.json"
+SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
+DEFAULT_QUESTIONS = SAMPLE / "questions.json"
+FALLBACK_QUESTIONS = SAMPLE / "parts" / "science_questions.json"
+SCALE_PORT_OFFSET = 100
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(x.replace("_", "")) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError("every value must be at least 1")
+    return values
+
+
+def _questions(path: str | None) -> list[str]:
+    chosen = Path(path) if path else DEFAULT_QUESTIONS
+    if not path and not chosen.exists() and FALLBACK_QUESTIONS.exists():
+        chosen = FALLBACK_QUESTIONS
+    try:
+        found = [q.question for q in read_squad_questions(chosen)]
+    except (OSError, ValueError, KeyError) as exc:
+        raise CommandError(f"cannot read questions from {chosen}: {exc}") from None
+    if not found:
+        raise CommandError(f"no questions in {chosen}")
+    return found
+
+
+def _config(args: argparse.Namespace):
+    from qasearch.benchmark.side_by_side import BenchConfig
+
+    base = BenchConfig.quick() if args.quick else BenchConfig()
+    changes = {
+        "queries": args.queries, "warmup": args.warmup, "concurrency": args.concurrency,
+        "level_queries": args.level_queries, "level_seconds": args.level_seconds,
+        "floor_threads": args.floor_threads, "padding_questions": args.padding_questions,
+        "pipeline_questions": args.pipeline_questions,
+        "pipeline_all_questions": args.pipeline_all_questions,
+        "pipeline_all_limit": args.pipeline_all_limit, "pipeline_model": args.pipeline_model,
+        "redis_requests": args.redis_requests, "num_results": args.num_results,
+    }
+    config = dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
+    return dataclasses.replace(
+        config, floor=not args.skip_floor, pipeline=not args.skip_pipeline,
+        redis_bench=not args.skip_redis_bench,
+    )
+
+
+def _side_by_side(args: argparse.Namespace, settings: Settings) -> int:
+    from qasearch.benchmark import report
+    from qasearch.benchmark.side_by_side import SideBySide
+
+    config = _config(args)
+    url = gateway.url(settings, "/qasearch")
+    bench = SideBySide(settings, url, _questions(args.questions), config, log=print)
+    try:
+        results, raw = bench.run()
+    except (RuntimeError, OSError) as exc:
+        raise CommandError(str(exc)) from None
+    folder, written = report.write(args.output, results, raw)
+    _print_summary(results)
+    print(f"written to {folder}: {', '.join(p.name for p in written)}")
+    return 0
+
+
+def _print_summary(results: dict) -> None:
+    r = results.get("ratios", {})
+    c1 = results["latency_c1"]
+    print("summary:")
+    print(f"  /qasearch c=1: p50 {c1['p50_ms']:.0f} ms, p95 {c1['p95_ms']:.0f} ms, "
+          f"p99 {c1['p99_ms']:.0f} ms")
+    for x in results.get("throughput", []):
+        print(f"  /qasearch c={x['concurrency']}: {x['requests_per_s']:.2f} req/s")
+    if "floor_latency" in results:
+        fl = results["floor_latency"]["floor_ms"]
+        print(f"  floor: p50 {fl['p50_ms']:.0f} ms per question, best case "
+              f"{results['floor_throughput']['questions_per_s']:.2f} questions/s")
+
+    def x(key: str) -> str:
+        return f"{r[key]:.2f}x" if r.get(key) is not None else "-"
+
+    print(f"  system / floor: latency p50 {x('latency_system_over_floor_p50')}, throughput "
+          f"{x('throughput_system_over_floor')}")
+    if "pipeline" in results:
+        print("  speed-up over the HF pipeline: same passages "
+              f"{x('pipeline_same_passages_latency_speedup')} (latency), "
+              f"{x('pipeline_same_passages_throughput_speedup')} (throughput); every "
+              f"passage {x('pipeline_every_passage_latency_speedup')} (latency), "
+              f"{x('pipeline_every_passage_throughput_speedup')} (throughput)")
+
+
+def _scale_package(settings: Settings):
+    """The package the running system serves, else a freshly built offline MiniLM one."""
+    import redis
+
+    from qasearch import modelpkg
+    from qasearch.topology import masters, node_client
+
+    try:
+        first = masters(settings)[0]
+        client = node_client(first.host, first.port, settings, socket_timeout=120)
+        try:
+            return modelpkg.load(client, first.tag)
+        finally:
+            client.close()
+    except (redis.RedisError, OSError, IndexError, modelpkg.ModelPackageError):
+        from loaders import model_push
+
+        print("no running system to take the model from: building the offline MiniLM package")
+        package, report = model_push.prepare(None, offline_minilm=True)
+        model_push.warn(report)
+        return package
+
+
+def _scale(args: argparse.Namespace, settings: Settings) -> int:
+    from qasearch.benchmark import machine, report
+    from qasearch.benchmark.scale import METHOD, ScaleConfig, run_scale
+    from qasearch.benchmark.side_by_side import model_summary, settings_dict
+
+    folder, _ = report.resolve_output(args.output)
+    scratch = settings.replace(
+        base_port=args.scale_base_port or settings.base_port + SCALE_PORT_OFFSET,
+        api_port=args.scale_api_port or settings.api_port + SCALE_PORT_OFFSET,
+        data_dir=str(folder.resolve() / "scale-system" / "cluster"),
+        run_dir=str(folder.resolve() / "scale-system" / "run"),
+        redis_url="",
+    )
+    package = _scale_package(settings)
+    # the embedder floor gets the compute the scratch system's workers have
+    threads = args.floor_threads or max(
+        1, min(os.cpu_count() or 1, scratch.masters * scratch.torch_threads))
+    config = ScaleConfig(sizes=args.scale, live_passages=args.scale_live,
+                         queries=args.scale_queries, seed=args.seed, embed_threads=threads)
+    results = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine.describe(), "settings": settings_dict(scratch),
+        "config": {k: v for k, v in dataclasses.asdict(config).items()},
+        "model": model_summary(package.manifest),
+    }
+    results["scale"] = run_scale(scratch, package, config, log=print)
+    results["scale_method"] = METHOD
+    results["machine"]["load_average_at_end"] = machine.load_average()
+    folder, written = report.write(args.output or str(folder), results, {})
+    print(f"written to {folder}: {', '.join(p.name for p in written)}")
+    failed = [r for r in results["scale"] if r.get("error")]
+    if failed:
+        raise CommandError(f"{len(failed)} of {len(results['scale'])} sizes failed "
+                           f"(logs in {scratch.run_dir})")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
     settings = load_settings().replace(api_host=args.host, api_port=args.port)
-    try:
-        questions = read_squad_questions(args.questions)
-    except (OSError, ValueError, KeyError) as exc:
-        raise CommandError(f"cannot read questions from {args.questions}: {exc}") from None
-    url = gateway.url(settings, "/qasearch")
-    print(f"latency: {args.queries} queries, one at a time, caches off, to {url}")
-    try:
-        report = measure_latency(url, questions, args.queries)
-    except RuntimeError as exc:
-        raise CommandError(str(exc)) from None
-    print(
-        f"  p50 {report.p50_ms:.1f} ms   p95 {report.p95_ms:.1f} ms   p99 {report.p99_ms:.1f} ms"
-        f"   mean {report.mean_ms:.1f} ms   ({report.queries} ok, {report.errors} errors,"
-        f" {report.partial} partial)"
-    )
-    results = {"latency_c1": report.as_dict()}
-    if not args.skip_redis_bench:
-        try:
-            cache = measure_redis(settings, url, questions[0].question, args.redis_requests)
-        except (RuntimeError, OSError) as exc:
-            raise CommandError(f"redis-benchmark part failed: {exc}") from None
-        print("\n".join(cache.lines()))
-        results["answer_cache"] = cache.as_dict()
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(results, indent=2))
-        print(f"  written to {args.output}")
-    return 0
+    if args.scale:
+        return _scale(args, settings)
+    return _side_by_side(args, settings)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "bench", help="measure /qasearch latency against the running gateway",
-        description="Send sample questions to the running gateway and report p50/p95/p99.",
+        "bench", help="measure the running system beside its floor and a HF pipeline",
+        description=(
+            "On the running system (gateway, workers, cluster), with the same corpus, "
+            "questions and model: (a) POST /qasearch with caches off, latency at c=1 and "
+            "throughput at each --concurrency; (b) the floor, the same embedder and reader "
+            "forward passes in-process; (c) a warm transformers QA pipeline with the same "
+            "reader weights over the same passages and over every passage. Writes "
+            "results.json, report.md and PNG plots. With --scale, measures synthetic "
+            "corpora of each size in fresh systems instead."
+        ),
     )
-    parser.add_argument("--queries", type=int, default=60, help="number of queries (default 60)")
-    parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS),
-                        help="SQuAD-format file of questions (default: the sample set)")
+    parser.add_argument("--output", help="results folder (default results/<timestamp>); a "
+                        "path ending in .json names the results file, the rest goes beside it")
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller counts and limits (about 2 min on the sample corpus)")
+    parser.add_argument("--questions", help="SQuAD-format questions (default: the sample set)")
+    parser.add_argument("--queries", type=int,
+                        help="c=1 queries, also the floor's questions (default 30, quick 10)")
+    parser.add_argument("--warmup", type=int, help="untimed warm-up queries (default 3)")
+    parser.add_argument("--concurrency", type=_ints,
+                        help="throughput levels, e.g. 4,8,16 (default)")
+    parser.add_argument("--level-queries", type=int,
+                        help="queries per throughput level (default max(16, 3 x level))")
+    parser.add_argument("--level-seconds", type=float,
+                        help="time limit per throughput level (default 30, quick 15)")
+    parser.add_argument("--num-results", type=int, help="num_results of each query (default 5)")
     parser.add_argument("--host", help="gateway address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gateway port (default 8080)")
-    parser.add_argument("--output", help="write the figures as JSON to this file")
+    parser.add_argument("--skip-floor", action="store_true", help="no in-process floor")
+    parser.add_argument("--floor-threads", type=int,
+                        help="torch threads in-process (default: workers' total, at most cores)")
+    parser.add_argument("--padding-questions", type=int,
+                        help="questions for the bucket-vs-tight padding check (default 8, 0: none)")
+    parser.add_argument("--skip-pipeline", action="store_true", help="no HF pipeline baseline")
+    parser.add_argument("--pipeline-questions", type=int,
+                        help="questions for the pipeline over the same passages (default 10)")
+    parser.add_argument("--pipeline-all-questions", type=int,
+                        help="questions for the pipeline over every passage (default 2)")
+    parser.add_argument("--pipeline-all-limit", type=int,
+                        help="cap 'every passage' at this many passages (default: no cap)")
+    parser.add_argument("--pipeline-model",
+                        help="checkpoint folder of the served reader (when not offline MiniLM)")
     parser.add_argument("--skip-redis-bench", action="store_true",
                         help="do not run redis-benchmark on an answer key")
-    parser.add_argument("--redis-requests", type=int, default=100_000,
+    parser.add_argument("--redis-requests", type=int,
                         help="requests per redis-benchmark run (default 100000)")
+    scale = parser.add_argument_group("scale mode")
+    scale.add_argument("--scale", type=_ints, metavar="N,N,...",
+                       help="synthetic corpus sizes, each in a fresh system, "
+                       "e.g. 1000,10000,100000")
+    scale.add_argument("--scale-live", type=int, default=300,
+                       help="passages per size that go through the workers' embedding (300)")
+    scale.add_argument("--scale-queries", type=int, default=15, help="queries per size (15)")
+    scale.add_argument("--seed", type=int, default=0, help="synthetic corpus seed (0)")
+    scale.add_argument("--scale-base-port", type=int,
+                       help=f"first port of the fresh clusters (default base_port + "
+                       f"{SCALE_PORT_OFFSET})")
+    scale.add_argument("--scale-api-port", type=int,
+                       help=f"their gateway port (default api_port + {SCALE_PORT_OFFSET})")
     parser.set_defaults(func=_bench)

@@ -1,0 +1,133 @@
+"""The loaded corpus read back from the cluster once, to redo retrieval in-process.
+
+Per master, in the order its worker holds them (ascending partition index, only
+partitions with an index key), each partition's passages go into a
+:class:`gears.retrieval.PartitionIndex` from their stored embeddings, in sorted
+pid order as the worker's reconcile inserts them. :meth:`CorpusSnapshot.candidates`
+then picks, per node, exactly what the node's worker picks for a question
+(:func:`gears.answering.retrieve`: top-k of every partition), and
+:meth:`CorpusSnapshot.windows` builds the reader windows the worker builds from the
+stored ids and offsets (:func:`gears.reader.build_windows`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gears import reader
+from gears.retrieval import PartitionIndex
+from qasearch import codec, keys
+from qasearch.partitions import owned_partitions, partition_tag
+from qasearch.settings import Settings
+from qasearch.topology import Master, cluster_client, masters, node_client
+
+READ_BATCH = 256
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    tag: str
+    pid: str
+    text: str
+    title: str
+    ids: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def key(self) -> str:
+        return keys.passage(self.tag, self.pid)
+
+
+@dataclass
+class NodeShard:
+    """One master's partitions, as its worker indexes them."""
+
+    master: Master
+    indexes: dict[int, PartitionIndex] = field(default_factory=dict)
+
+
+@dataclass
+class CorpusSnapshot:
+    nodes: list[NodeShard]
+    passages: dict[str, StoredPassage]  # by pid (a document lives in one partition)
+    missing: int = 0  # passages without tensors (not tokenised yet)
+    stale: int = 0  # tensors made by another tokenizer or embedder than the model's
+
+    @property
+    def size(self) -> int:
+        return len(self.passages)
+
+    @classmethod
+    def read(cls, settings: Settings, model) -> CorpusSnapshot:
+        """Every passage's text, ids, offsets and embedding, read from its own node."""
+        client = cluster_client(settings)
+        try:
+            count = int(client.hget(keys.CORPUS_META, "partitions") or 0)
+        finally:
+            client.close()
+        snap = cls(nodes=[], passages={})
+        for master in masters(settings):
+            shard = NodeShard(master)
+            node = node_client(master.host, master.port, settings, socket_timeout=60)
+            try:
+                for part in owned_partitions(master.ranges, count):
+                    snap._read_partition(node, part, shard, model)
+            finally:
+                node.close()
+            snap.nodes.append(shard)
+        return snap
+
+    def _read_partition(self, node, part: int, shard: NodeShard, model) -> None:
+        tag = partition_tag(part)
+        pids = sorted(m.decode() for m in node.smembers(keys.passage_index(tag)))
+        if not pids:
+            return
+        index = shard.indexes[part] = PartitionIndex(model.embedding_dim)
+        for start in range(0, len(pids), READ_BATCH):
+            chunk = pids[start : start + READ_BATCH]
+            pipe = node.pipeline(transaction=False)
+            for pid in chunk:
+                pipe.hmget(keys.passage(tag, pid), ["text", "title"])
+                pipe.hmget(keys.tensors(tag, pid),
+                           ["ids", "offsets", "emb", "reader_tok", "embedder"])
+            raw = pipe.execute()
+            for i, pid in enumerate(chunk):
+                (text, title), (ids, offsets, emb, tok, emb_id) = raw[2 * i], raw[2 * i + 1]
+                if text is None or ids is None or emb is None:
+                    self.missing += 1
+                    continue
+                if (tok or b"").decode() != model.reader_tokenizer_id or (
+                    (emb_id or b"").decode() != model.embedder_id
+                ):
+                    self.stale += 1
+                    continue
+                index.upsert(pid, codec.decode(emb))
+                self.passages[pid] = StoredPassage(
+                    tag, pid, text.decode(), (title or b"").decode(),
+                    codec.decode(ids), codec.decode(offsets),
+                )
+
+    def candidates(self, embedding: np.ndarray, top_k: int) -> list[list[StoredPassage]]:
+        """Per node, the passages its worker reads for this question, in its order."""
+        from gears.answering import retrieve
+
+        return [
+            [self.passages[c.pid] for c in retrieve(shard.indexes, embedding, top_k)]
+            for shard in self.nodes
+        ]
+
+    @staticmethod
+    def windows(model, question: str, passages: list[StoredPassage],
+                settings: Settings) -> list[reader.Window]:
+        """The reader windows of ``question`` over ``passages``, as the worker builds them
+        (the question normalised as in its answer key, capped at max_question_tokens)."""
+        q_ids = model.question_ids(keys.normalize_question(question),
+                                   settings.max_question_tokens)
+        max_len = min(settings.max_seq_len, model.reader_max_seq_len)
+        found: list[reader.Window] = []
+        for p in passages:
+            found.extend(reader.build_windows(q_ids, p.ids, p.offsets, max_len,
+                                              settings.doc_stride, model.specials))
+        return found
