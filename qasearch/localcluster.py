@@ -25,6 +25,7 @@ is a redis-server on that port, are ever signalled.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import os
 import shutil
@@ -42,6 +43,7 @@ from redis.crc import key_slot
 from redis.retry import Retry
 
 from qasearch import keys, procs
+from qasearch.credentials import DEFAULT_USERNAME, secret_file
 from qasearch.partitions import balanced_slot_ranges, in_ranges, owned_partitions
 from qasearch.settings import Settings
 from qasearch.topology import masters as topology_masters
@@ -187,16 +189,39 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
         "cluster-require-full-coverage no",
     ]
     auth = spec.folder / "auth.conf"
-    if settings.redis_password:
-        # The secret goes to a private file next to the data, never into redis.conf.
-        fd = os.open(auth, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            pw = _quote(settings.redis_password)
-            f.write(f"requirepass {pw}\nmasterauth {pw}\n")
-        lines.append(f"include {_quote(str(auth))}")
-    else:
-        auth.unlink(missing_ok=True)
+    # The secret goes to a private file next to the data, never into redis.conf.
+    fd = os.open(auth, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when an older auth.conf had other bits
+    with os.fdopen(fd, "w") as f:
+        f.write(acl_config(settings))
+    lines.append(f"include {_quote(str(auth))}")
     spec.conf.write_text("\n".join(lines) + "\n")
+
+
+def acl_config(settings: Settings) -> str:
+    """The ACL part of a node's config: the default user off, one password user.
+
+    With ``default`` off a new connection is unauthenticated, so every command but
+    AUTH/HELLO gets ``NOAUTH``. The qasearch user gets all keys (``~*``), all pub/sub
+    channels (``&*``, for the keyspace notifications) and all commands (``+@all``):
+    one account runs the gateway, workers, loaders and the cluster admin (CLUSTER
+    ADDSLOTSRANGE/MEET/REPLICATE/FAILOVER/SETSLOT, MIGRATE, CONFIG). The server keeps
+    only the SHA-256 of the password; ``masterauth`` needs it in clear, so a replica can
+    authenticate to its master (as ``masteruser``), also after a failover.
+    """
+    if not settings.redis_password:
+        raise ClusterError(
+            "no Redis password: set QASEARCH_REDIS_PASSWORD, or let `qasearch cluster up` "
+            "generate one"
+        )
+    user = settings.redis_username or DEFAULT_USERNAME
+    digest = hashlib.sha256(settings.redis_password.encode()).hexdigest()
+    return (
+        "user default off resetpass resetkeys resetchannels -@all\n"
+        f"user {_quote(user)} on #{digest} ~* &* +@all\n"
+        f"masteruser {_quote(user)}\n"
+        f"masterauth {_quote(settings.redis_password)}\n"
+    )
 
 
 def log_tail(spec: NodeSpec, lines: int = 15) -> str:
@@ -247,9 +272,11 @@ def _client(settings: Settings, ip: str, port: int) -> redis.Redis:
     )
 
 
-def _auth_hint(port: int, exc: Exception) -> str:
-    return (f"node {port} wants another password: check QASEARCH_REDIS_PASSWORD "
-            f"(server said: {str(exc)[:80]})")
+def _auth_hint(settings: Settings, port: int, exc: Exception) -> str:
+    return (f"node {port} refused user {settings.redis_username!r} with this password: check "
+            f"QASEARCH_REDIS_PASSWORD or the file `qasearch cluster up` generated "
+            f"({secret_file(settings.data_dir, settings.secrets_dir)}); "
+            f"server said: {str(exc)[:80]}")
 
 
 def _wait(
@@ -277,15 +304,15 @@ def _bind_failed(spec: NodeSpec, offset: int) -> bool:
 
 
 def _wait_ping(
-    specs: list[NodeSpec], clients: dict[int, redis.Redis], offsets: dict[int, int],
-    timeout: float,
+    settings: Settings, specs: list[NodeSpec], clients: dict[int, redis.Redis],
+    offsets: dict[int, int], timeout: float,
 ) -> None:
     def probe() -> tuple[bool, str, NodeSpec | None]:
         for spec in specs:
             try:
                 clients[spec.port].ping()
             except redis.AuthenticationError as exc:
-                raise ClusterError(_auth_hint(spec.port, exc)) from None
+                raise ClusterError(_auth_hint(settings, spec.port, exc)) from None
             except redis.RedisError as exc:
                 # Lost a race for the port between our probe and Redis's bind.
                 if spec.port in offsets and _bind_failed(spec, offsets[spec.port]):
@@ -486,6 +513,7 @@ def up(settings: Settings, timeout: float = 30.0) -> UpResult:
     """Start (or complete, or restart) the local cluster; a no-op when it already runs."""
     t0 = time.monotonic()
     ip = _loopback_ip(settings.host)
+    acl_config(settings)  # no node starts without a password
     specs = _managed(settings)
     to_start = [s for s in specs if node_pid(s) is None]
     clients = {s.port: _client(settings, ip, s.port) for s in specs}
@@ -493,7 +521,7 @@ def up(settings: Settings, timeout: float = 30.0) -> UpResult:
         if not to_start and all(not _quick_ready(s, clients, len(specs)) for s in specs):
             return UpResult(True, False, [], time.monotonic() - t0, status(settings))
         offsets = _start(to_start, settings, ip)
-        _wait_ping(specs, clients, offsets, timeout)
+        _wait_ping(settings, specs, clients, offsets, timeout)
         fresh = [s for s in specs if _fresh(clients[s.port])]
         created = len(fresh) == len(specs)
         if created:
@@ -575,7 +603,7 @@ def _live_view(
             state = client.cluster("INFO").get("cluster_state", "unknown")
             return spec.port, view, state
         except (redis.AuthenticationError, redis.AuthenticationWrongNumberOfArgsError) as exc:
-            raise ClusterError(_auth_hint(spec.port, exc)) from None
+            raise ClusterError(_auth_hint(settings, spec.port, exc)) from None
         except redis.ResponseError as exc:
             if "NOAUTH" in str(exc):
                 raise ClusterError(

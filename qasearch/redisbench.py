@@ -8,7 +8,6 @@ real answer key (by asking the gateway), picks the node that owns it, and runs
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
@@ -54,11 +53,30 @@ class RedisBenchReport:
         ]
 
 
+PASSWORD_FROM_ENV = '"$QASEARCH_REDIS_PASSWORD"'
+
+
 def benchmark_command(
-    settings: Settings, port: int, key: str, requests: int, clients: int
+    settings: Settings, port: int, key: str, requests: int, clients: int,
+    password: str | None = None,
 ) -> list[str]:
-    return ["redis-benchmark", "-h", settings.host, "-p", str(port), "-n", str(requests),
-            "-c", str(clients), "-q", "GET", key]
+    """The redis-benchmark command line; with ``password`` None it shows where the password
+    comes from instead of the password itself (the printed, ready-to-paste form).
+
+    redis-benchmark, unlike redis-cli, ignores ``REDISCLI_AUTH``: the password has to be
+    an argument (``-a``), so it is visible in the process list while the run lasts.
+    """
+    auth = []
+    if settings.redis_password:
+        auth = ["--user", settings.redis_username, "-a",
+                PASSWORD_FROM_ENV if password is None else password]
+    return ["redis-benchmark", "-h", settings.host, "-p", str(port), *auth,
+            "-n", str(requests), "-c", str(clients), "-q", "GET", key]
+
+
+def printable(command: list[str]) -> str:
+    """``command`` quoted for a shell, leaving the password's variable to the shell."""
+    return " ".join(part if part == PASSWORD_FROM_ENV else shlex.quote(part) for part in command)
 
 
 def run_redis_benchmark(command: list[str], env: dict[str, str] | None = None) -> float:
@@ -99,16 +117,15 @@ def measure(
         client.set(plain, "x" * 64)
     finally:
         client.close()
-    env = None
-    if settings.redis_password:
-        env = {**os.environ, "REDISCLI_AUTH": settings.redis_password}
-    answer_cmd = benchmark_command(settings, owner.port, key, requests, clients)
-    plain_cmd = benchmark_command(settings, owner.port, plain, requests, clients)
-    answer_rps = run_redis_benchmark(answer_cmd, env)
-    plain_rps = run_redis_benchmark(plain_cmd, env)
+    password = settings.redis_password
+    answer_cmd = benchmark_command(settings, owner.port, key, requests, clients, password)
+    plain_cmd = benchmark_command(settings, owner.port, plain, requests, clients, password)
+    answer_rps = run_redis_benchmark(answer_cmd)
+    plain_rps = run_redis_benchmark(plain_cmd)
     timings = cached_latency(url, question, cached_queries)
     return RedisBenchReport(
-        answer_key=key, port=owner.port, command=shlex.join(answer_cmd),
+        answer_key=key, port=owner.port,
+        command=printable(benchmark_command(settings, owner.port, key, requests, clients)),
         answer_key_rps=answer_rps, plain_get_rps=plain_rps,
         cached_qasearch_p50_ms=percentile(timings, 50),
         cached_qasearch_p95_ms=percentile(timings, 95),

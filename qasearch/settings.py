@@ -3,7 +3,9 @@
 Each setting has a default and can be overridden by an environment variable
 named ``QASEARCH_<FIELD NAME IN CAPITALS>`` (for example ``QASEARCH_TOP_K=3``).
 Command-line flags, where they exist, override the environment.
-Secrets (the Redis password) are read from the environment only.
+Secrets (the Redis password, the gateway API key) are read from the environment
+only, or, for a password ``qasearch cluster up`` generated, from its private file
+outside the repository (:mod:`qasearch.credentials`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import dataclasses
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+from qasearch import credentials
 
 ENV_PREFIX = "QASEARCH_"
 
@@ -30,11 +34,14 @@ class Settings:
     data_dir: str = str(_repo_root() / "var" / "cluster")
     # --- where clients connect ----------------------------------------------
     redis_url: str = ""  # defaults to redis://<host>:<base_port>
-    redis_username: str = ""
-    redis_password: str = field(default="", repr=False)
+    redis_username: str = credentials.DEFAULT_USERNAME  # the ACL user of every node
+    redis_password: str = field(default="", repr=False)  # env, else the generated file
+    secrets_dir: str = ""  # generated secrets; "" = $XDG_CONFIG_HOME/qasearch
     # --- corpus ---------------------------------------------------------------
     partitions_per_master: int = 8
     max_passage_tokens: int = 200
+    max_record_bytes: int = 16 * 1024 * 1024  # a JSONL line or CSV field; bounds memory
+    max_file_bytes: int = 1024 * 1024 * 1024  # a file read whole (SQuAD, CORD-19 JSON, text)
     # --- reader and retrieval -------------------------------------------------
     top_k: int = 2
     max_seq_len: int = 384
@@ -55,6 +62,10 @@ class Settings:
     max_num_results: int = 100
     max_question_chars: int = 1000
     max_inflight: int = 64
+    max_body_bytes: int = 64 * 1024  # larger request bodies get 413
+    max_top_k: int = 50
+    max_timeout_ms: int = 120_000
+    api_key: str = field(default="", repr=False)  # env only; "" = no key required
     # --- process bookkeeping --------------------------------------------------
     run_dir: str = str(_repo_root() / "var" / "run")
 
@@ -90,7 +101,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
             overrides[f.name] = _coerce(raw, getattr(defaults, f.name))
         except ValueError as exc:
             raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {exc}") from None
-    return dataclasses.replace(defaults, **overrides)
+    loaded = dataclasses.replace(defaults, **overrides)
+    if not loaded.redis_password:
+        stored = credentials.stored_password(loaded.data_dir, loaded.secrets_dir, env)
+        loaded = dataclasses.replace(loaded, redis_password=stored)
+    return loaded
 
 
 def to_environ(settings: Settings) -> dict[str, str]:

@@ -51,10 +51,10 @@ def startup_nodes(settings: Settings) -> list[tuple[str, int]]:
 
 
 def _auth(settings: Settings) -> dict[str, str | None]:
-    return {
-        "username": settings.redis_username or None,
-        "password": settings.redis_password or None,
-    }
+    """AUTH <user> <password> on every new connection; nothing when there is no password."""
+    if not settings.redis_password:
+        return {"username": None, "password": None}
+    return {"username": settings.redis_username or None, "password": settings.redis_password}
 
 
 def node_client(host: str, port: int, settings: Settings, **kwargs: object) -> redis.Redis:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
 import socket
+import subprocess
 from pathlib import Path
 
 from qasearch.localcluster import BUS_PORT_OFFSET, port_free
@@ -41,7 +44,21 @@ def free_port_block(count: int, tries: int = 200) -> int:
 def cluster_settings(root: Path, masters: int = 3, replicas: int = 1) -> Settings:
     """Settings for a cluster on fresh ports with its data and run dirs under ``root``."""
     base = free_port_block(masters * (1 + replicas))
+    # A password of its own: every test then proves its component authenticates.
     return Settings(
         host=HOST, base_port=base, masters=masters, replicas_per_master=replicas,
         data_dir=str(root / "cluster"), run_dir=str(root / "run"), redis_url="",
+        redis_password=secrets.token_urlsafe(24), secrets_dir=str(root / "secrets"),
     )
+
+
+def redis_cli(settings: Settings, port: int, *args: str, auth: bool = True,
+              timeout: float = 30) -> subprocess.CompletedProcess:
+    """``redis-cli -c`` on one node, as the ACL user (password via REDISCLI_AUTH, never argv)."""
+    env = {k: v for k, v in os.environ.items() if k != "REDISCLI_AUTH"}
+    command = ["redis-cli", "-c", "-h", HOST, "-p", str(port)]
+    if auth:
+        command += ["--user", settings.redis_username]
+        env["REDISCLI_AUTH"] = settings.redis_password
+    return subprocess.run([*command, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)

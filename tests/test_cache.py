@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 import time
 
@@ -13,6 +12,7 @@ from gears.stats import read_stats
 from qasearch import keys, modelpkg
 from qasearch.partitions import in_ranges, slot_of_tag
 from qasearch.topology import cluster_client, masters, node_client
+from tests.helpers import redis_cli
 from tests.system import owner_of_doc, post, qasearch, wait_for
 
 ODD_QUESTIONS = [
@@ -45,10 +45,7 @@ def _node_of(settings, tag):
 
 
 def _redis_cli_get(settings, port, key):
-    proc = subprocess.run(
-        ["redis-cli", "-c", "-h", "127.0.0.1", "-p", str(port), "GET", key],
-        capture_output=True, text=True, timeout=30,
-    )
+    proc = redis_cli(settings, port, "GET", key)
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
 

@@ -62,6 +62,7 @@ def test_second_up_is_a_noop(cluster):
 
 def test_cli_status_json_and_idempotent_up(cluster, monkeypatch, capsys):
     monkeypatch.setattr("qasearch.cli.COMMAND_MODULES", ("cluster",))
+    monkeypatch.setenv("QASEARCH_REDIS_PASSWORD", cluster.redis_password)
     flags = ["--base-port", str(cluster.base_port), "--data-dir", cluster.data_dir]
     assert main(["cluster", "up", *flags]) == 0
     assert "cluster already running; nothing changed" in capsys.readouterr().out

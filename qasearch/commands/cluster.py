@@ -4,17 +4,41 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
-from qasearch import localcluster
+from qasearch import credentials, localcluster
 from qasearch.errors import CommandError
 from qasearch.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings().replace(
+    settings = load_settings().replace(
         masters=args.masters, replicas_per_master=args.replicas, base_port=args.base_port,
         data_dir=args.data_dir, host=args.host,
     )
+    if args.data_dir and not os.environ.get(credentials.PASSWORD_VAR):
+        # a generated password belongs to its data folder: look it up for this one
+        settings = settings.replace(redis_password=credentials.stored_password(
+            settings.data_dir, settings.secrets_dir))
+    return settings
+
+
+def _with_password(settings: Settings) -> Settings:
+    """``settings`` with a password: the given one, else a new one stored outside the repo."""
+    if settings.redis_password:
+        return settings
+    if any(Path(settings.data_dir).glob("*/auth.conf")):
+        where = credentials.secret_file(settings.data_dir, settings.secrets_dir)
+        raise CommandError(
+            f"the cluster in {settings.data_dir} already has a password, which is neither in "
+            f"QASEARCH_REDIS_PASSWORD nor in {where}; set it, or `cluster down --purge` first"
+        )
+    password, path = credentials.generate_password(
+        settings.data_dir, settings.redis_username, settings.secrets_dir)
+    print(f"generated the Redis password of user {settings.redis_username!r}; it is kept in "
+          f"{path} (mode 0600), where every qasearch command finds it")
+    return settings.replace(redis_password=password)
 
 
 def _print_status(status: localcluster.ClusterStatus) -> None:
@@ -34,7 +58,7 @@ def _print_status(status: localcluster.ClusterStatus) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _with_password(_settings(args))
     try:
         result = localcluster.up(settings, timeout=args.timeout)
     except localcluster.ClusterError as exc:
@@ -59,6 +83,9 @@ def _down(args: argparse.Namespace) -> int:
           + (f": {', '.join(map(str, result.stopped))}" if result.stopped else ""))
     if result.purged:
         print(f"removed node folders under {settings.data_dir}")
+        if not result.still_running and credentials.forget_password(
+                settings.data_dir, settings.secrets_dir):
+            print("removed its generated Redis password")
     elif result.stopped:
         print(f"data kept under {settings.data_dir}; `cluster up` brings it back")
     if result.still_running:
@@ -104,7 +131,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "up", parents=[common], help="start the cluster (no-op if it already runs)",
         description="Start every node, assign slots, attach replicas and wait for "
-                    "cluster_state:ok. Restarts a stopped cluster from its data.",
+                    "cluster_state:ok. Restarts a stopped cluster from its data. Every node "
+                    "refuses clients that are not the ACL user QASEARCH_REDIS_USERNAME "
+                    "(default qasearch) with the password QASEARCH_REDIS_PASSWORD; when that "
+                    "is unset, a strong one is generated and kept in a private file in "
+                    "QASEARCH_SECRETS_DIR (default ~/.config/qasearch).",
     )
     p.add_argument("--timeout", type=float, default=30.0,
                    help="seconds to wait for the cluster to be ready (default: 30)")
