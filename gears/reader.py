@@ -136,16 +136,22 @@ def build_windows(
     return windows
 
 
-def pad_batch(
-    windows: Sequence[Window], bucket_sizes: Sequence[int]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(input_ids, attention_mask, token_type_ids) int64 [b, bucket], right-padded.
+def bucket_length(longest: int, multiple: int) -> int:
+    """``longest`` rounded up to the next multiple of ``multiple`` (a length bucket)."""
+    step = max(1, int(multiple))
+    return -(-longest // step) * step
 
-    The length is the smallest bucket holding the longest window (or that window's
-    length if no bucket does), so the traced reader sees few distinct shapes.
+
+def pad_batch(
+    windows: Sequence[Window], multiple: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input_ids, attention_mask, token_type_ids) int64 [b, length], right-padded.
+
+    The length is the longest window rounded up to a multiple of ``multiple`` (1:
+    exactly the longest window, as the Hugging Face pipeline pads a batch), so the
+    traced reader sees a bounded set of shapes while padding stays small.
     """
-    longest = max(len(w) for w in windows)
-    length = min((b for b in bucket_sizes if b >= longest), default=longest)
+    length = bucket_length(max(len(w) for w in windows), multiple)
     ids = np.empty((len(windows), length), dtype=np.int64)
     mask = np.zeros((len(windows), length), dtype=np.int64)
     types = np.zeros((len(windows), length), dtype=np.int64)

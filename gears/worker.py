@@ -51,7 +51,6 @@ REPLY_TTL_S = 60
 KEYMISS_CHANNEL = "__keyevent@0__:keymiss"
 HOUSEKEEPING_S = 1.0
 INGEST_POLL_S = 0.1
-BUCKETS = (64, 128, 192, 256, 320, 384, 512)
 
 
 class Worker:
@@ -83,7 +82,7 @@ class Worker:
     # --- model --------------------------------------------------------------
     def _forward(self, windows: list) -> list[tuple[np.ndarray, np.ndarray]]:
         model = self.model
-        ids, mask, types = reader.pad_batch(windows, BUCKETS)
+        ids, mask, types = reader.pad_batch(windows, self.settings.length_bucket_tokens)
         started = time.perf_counter()
         try:
             start, end = model.reader_logits(ids, mask, types)

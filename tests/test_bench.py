@@ -14,6 +14,7 @@ from loaders import synthetic
 from loaders.splitter import default_tokenizer, split_document
 from qasearch.benchmark import report
 from qasearch.benchmark.scale import ScaleConfig, run_scale
+from qasearch.benchmark.tuning import TuneConfig, candidates, run_tuning
 from qasearch.settings import Settings
 from tests.helpers import cluster_settings, free_port
 from tests.system import qasearch
@@ -117,3 +118,37 @@ def test_scale_mode_measures_a_fresh_system_and_removes_it(tmp_path):
     assert json.loads((folder / "results.json").read_text())["scale"][0]["passages"] == 30
     assert "## Scale" in (folder / "report.md").read_text()
     assert _is_png(folder / "scale.png")
+
+
+def test_tuning_candidates_vary_one_setting_at_a_time():
+    base = Settings(max_batch_size=8, max_batch_wait_ms=2.0, torch_threads=1,
+                    length_bucket_tokens=16)
+    config = TuneConfig(corpus="unused", batch_sizes=(1, 8), waits_ms=(0,), threads=(2,),
+                        buckets=(64,))
+    rows = candidates(base, config)
+    assert rows[0] == {"max_batch_size": 8, "max_batch_wait_ms": 2.0, "torch_threads": 1,
+                       "length_bucket_tokens": 16}
+    assert len(rows) == 5  # batch 8 is the default already: not measured twice
+    for row in rows[1:]:
+        assert sum(row[k] != rows[0][k] for k in row) == 1
+    assert isinstance(rows[2]["max_batch_wait_ms"], float)
+
+
+def test_tune_mode_restarts_workers_with_each_setting(tmp_path):
+    settings = cluster_settings(tmp_path / "tune").replace(api_port=free_port(),
+                                                           api_workers=1)
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": d.doc_id, "title": d.title, "text": d.text})
+                              + "\n" for d in synthetic.documents(20, seed=2)))
+    config = TuneConfig(corpus=str(corpus), batch_sizes=(1,), waits_ms=(), threads=(),
+                        buckets=(), queries=2, warmup=1, concurrency=2, level_queries=2)
+    questions = [q.question for q in synthetic.questions(4, 20, seed=2)]
+    rows = run_tuning(settings, tiny_package(max_seq_len=384), questions, config,
+                      log=lambda _: None)
+    assert [r["settings"]["max_batch_size"] for r in rows] == [settings.max_batch_size, 1]
+    for row in rows:
+        assert row["errors"] == 0 and row["latency_c1"]["count"] == 2
+        assert row["throughput"]["completed"] == 2
+    assert not (tmp_path / "tune" / "cluster").exists()
+    folder, _ = report.write(str(tmp_path / "out"), {"tuning": rows}, {})
+    assert "## Tuning" in (folder / "report.md").read_text()

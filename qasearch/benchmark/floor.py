@@ -3,10 +3,11 @@
 For each question: embed it with the served embedder (as the gateway does), pick
 the passages every node's worker would read (:class:`CorpusSnapshot`), build the
 same windows and the same padded batches the worker's batcher forms at c=1 (per
-node, in order, ``max_batch_size`` windows each, padded to the worker's length
-buckets), and run the reader on them one after another. Only the embedder call and
-the reader calls count towards the floor; retrieval, window building and span
-decoding are timed apart (``prep_ms``, ``decode_ms``) to show what else costs CPU.
+node, sorted by length as the worker submits them, ``max_batch_size`` windows
+each, padded to the worker's length buckets), and run the reader on them one after
+another. Only the embedder call and the reader calls count towards the floor;
+retrieval, window building and span decoding are timed apart (``prep_ms``,
+``decode_ms``) to show what else costs CPU.
 
 Best-case throughput: every window of all the questions, sorted by length so that
 batches waste the least padding, in batches of ``max_batch_size``; plus one batched
@@ -24,7 +25,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from gears import reader
-from gears.worker import BUCKETS  # the worker's length buckets: padded exactly as it pads
 from qasearch.benchmark.snapshot import CorpusSnapshot, StoredPassage
 from qasearch.benchmark.timing import Summary
 from qasearch.settings import Settings
@@ -47,10 +47,16 @@ class QuestionFloor:
         return self.embed_ms + self.reader_ms
 
 
-def node_batches(windows: Sequence[reader.Window], batch_size: int) -> list[tuple]:
-    """Padded batches of one node's windows, in order, as its batcher forms them at c=1."""
-    return [reader.pad_batch(windows[i : i + batch_size], BUCKETS)
-            for i in range(0, len(windows), batch_size)]
+def length_order(windows: Sequence[reader.Window]) -> list[int]:
+    """The order the worker submits one request's windows in (gears.engine: by length)."""
+    return sorted(range(len(windows)), key=lambda i: len(windows[i]))
+
+
+def node_batches(windows: Sequence[reader.Window], settings: Settings) -> list[tuple]:
+    """Padded batches of ``windows`` in the given order, as the batcher forms them at c=1."""
+    size = settings.max_batch_size
+    return [reader.pad_batch(windows[i : i + size], settings.length_bucket_tokens)
+            for i in range(0, len(windows), size)]
 
 
 def plan(model, snapshot: CorpusSnapshot, question: str, embedding: np.ndarray,
@@ -68,21 +74,23 @@ def run_question(model, snapshot: CorpusSnapshot, question: str,
     t0 = time.perf_counter()
     embedding = model.embed([question])[0]
     t1 = time.perf_counter()
-    jobs = [(per_passage, passages, node_batches(flat, settings.max_batch_size))
-            for per_passage, passages, flat in plan(model, snapshot, question, embedding,
-                                                    settings)]
+    jobs = []
+    for per_passage, passages, flat in plan(model, snapshot, question, embedding, settings):
+        order = length_order(flat)
+        jobs.append((per_passage, passages, node_batches([flat[i] for i in order], settings),
+                     order))
     t2 = time.perf_counter()
     logits = []
-    for _, _, batches in jobs:
+    for _, _, batches, _ in jobs:
         for batch in batches:
             logits.append(model.reader_logits(*batch))
     t3 = time.perf_counter()
     _decode_all(jobs, logits, settings)
     t4 = time.perf_counter()
-    batches = [b for _, _, bs in jobs for b in bs]
+    batches = [b for _, _, bs, _ in jobs for b in bs]
     return QuestionFloor(
         question=question,
-        passages=[p for _, ps, _ in jobs for p in ps],
+        passages=[p for _, ps, _, _ in jobs for p in ps],
         windows=sum(len(b[0]) for b in batches),
         batches=len(batches),
         padded_tokens=int(sum(b[0].size for b in batches)),
@@ -93,8 +101,12 @@ def run_question(model, snapshot: CorpusSnapshot, question: str,
 
 def _decode_all(jobs, logits, settings: Settings) -> None:
     """Span decoding as the worker does it (timed apart from the floor)."""
-    rows = iter([(s[i], e[i]) for s, e in logits for i in range(s.shape[0])])
-    for windows_per_passage, passages, _ in jobs:
+    sorted_rows = iter([(s[i], e[i]) for s, e in logits for i in range(s.shape[0])])
+    for windows_per_passage, passages, _, order in jobs:
+        in_node_order: list = [None] * len(order)
+        for i in order:
+            in_node_order[i] = next(sorted_rows)
+        rows = iter(in_node_order)
         for windows, p in zip(windows_per_passage, passages):
             part = [next(rows) for _ in windows]
             reader.decode(windows, [s for s, _ in part], [e for _, e in part], p.text,
@@ -169,7 +181,7 @@ def best_case_batches(model, snapshot: CorpusSnapshot, questions: Sequence[str],
         for passages in snapshot.candidates(emb, settings.top_k):
             windows.extend(snapshot.windows(model, q, passages, settings))
     windows.sort(key=len)
-    return node_batches(windows, settings.max_batch_size)
+    return node_batches(windows, settings)
 
 
 def measure_throughput(
@@ -189,7 +201,8 @@ def measure_throughput(
 
 @dataclass
 class PaddingCost:
-    """The reader on the same batches padded two ways: the worker's buckets, or tight."""
+    """The reader on the same batches padded two ways: the worker's buckets, or tight
+    (each batch exactly as long as its longest window, as the HF pipeline pads)."""
 
     questions: int
     bucket_ms: float  # mean reader time per question
@@ -213,10 +226,11 @@ def measure_padding(model, snapshot: CorpusSnapshot, questions: Sequence[str],
     for q in questions:
         flats = [flat for _, _, flat in plan(model, snapshot, q, model.embed([q])[0], settings)]
         for flat in flats:
+            flat = [flat[i] for i in length_order(flat)]
             for i in range(0, len(flat), settings.max_batch_size):
                 chunk = flat[i : i + settings.max_batch_size]
-                for name, buckets in (("bucket", BUCKETS), ("tight", ())):
-                    batch = reader.pad_batch(chunk, buckets)
+                for name, multiple in (("bucket", settings.length_bucket_tokens), ("tight", 1)):
+                    batch = reader.pad_batch(chunk, multiple)
                     started = time.perf_counter()
                     model.reader_logits(*batch)
                     totals[name] += (time.perf_counter() - started) * 1000.0

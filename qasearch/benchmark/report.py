@@ -178,10 +178,12 @@ def _floor(results: dict) -> list[str]:
         lines.append(f"| throughput at c={c} / floor best case | {_x(value)} |")
     pad = results.get("padding")
     if pad:
+        bucket = results.get("settings", {}).get("length_bucket_tokens", "?")
         lines += [
             "", "### What the length buckets cost", "",
             f"The reader on the same batches of {pad['questions']} questions, run alternately: "
-            f"padded to the worker's length buckets, {pad['bucket_ms']:.0f} ms per question "
+            f"padded to the worker's length buckets (multiples of {bucket} tokens), "
+            f"{pad['bucket_ms']:.0f} ms per question "
             f"({pad['bucket_tokens']:.0f} tokens); padded to each batch's longest window, "
             f"{pad['tight_ms']:.0f} ms ({pad['tight_tokens']:.0f} tokens): buckets / tight = "
             f"{_x(pad['bucket_over_tight'])}. (Tight padding means many distinct shapes; "
@@ -321,10 +323,32 @@ def _scale(results: dict) -> list[str]:
     return lines
 
 
+def _tuning(results: dict) -> list[str]:
+    rows = results.get("tuning")
+    if not rows:
+        return []
+    lines = [
+        "## Tuning: batching and threads, one setting varied at a time", "",
+        "Workers restarted with each setting on one fresh system holding the corpus; "
+        "`/qasearch` with caches off. The first row is the current defaults.", "",
+        "| max batch | max wait (ms) | torch threads | length bucket | c=1 p50 | p95 | "
+        "throughput | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        s, lat, tp = r["settings"], r["latency_c1"], r["throughput"]
+        lines.append(
+            f"| {s['max_batch_size']} | {s['max_batch_wait_ms']:g} | {s['torch_threads']} | "
+            f"{s['length_bucket_tokens']} | {_f(lat.get('p50_ms'), 0)} ms | "
+            f"{_f(lat.get('p95_ms'), 0)} ms | {tp['requests_per_s']:.2f} req/s at "
+            f"c={tp['concurrency']} | {r['errors']} |")
+    return lines + [""]
+
+
 def markdown(results: dict, images: list[Path]) -> str:
     lines = _header(results)
     lines += _system(results) + _floor(results) + _pipeline(results) + _cache(results)
-    lines += _scale(results)
+    lines += _scale(results) + _tuning(results)
     for image in images:
         lines += [f"![{image.stem}]({image.name})", ""]
     if results.get("latency_c1"):

@@ -135,13 +135,7 @@ def _scale(args: argparse.Namespace, settings: Settings) -> int:
     from qasearch.benchmark.side_by_side import model_summary, settings_dict
 
     folder, _ = report.resolve_output(args.output)
-    scratch = settings.replace(
-        base_port=args.scale_base_port or settings.base_port + SCALE_PORT_OFFSET,
-        api_port=args.scale_api_port or settings.api_port + SCALE_PORT_OFFSET,
-        data_dir=str(folder.resolve() / "scale-system" / "cluster"),
-        run_dir=str(folder.resolve() / "scale-system" / "run"),
-        redis_url="",
-    )
+    scratch = _scratch_settings(settings, args, folder, "scale-system")
     package = _scale_package(settings)
     # the embedder floor gets the compute the scratch system's workers have
     threads = args.floor_threads or max(
@@ -166,10 +160,45 @@ def _scale(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _scratch_settings(settings: Settings, args: argparse.Namespace, folder: Path,
+                      name: str) -> Settings:
+    """Ports and folders of a throw-away system beside the user's, inside ``folder``."""
+    return settings.replace(
+        base_port=args.scale_base_port or settings.base_port + SCALE_PORT_OFFSET,
+        api_port=args.scale_api_port or settings.api_port + SCALE_PORT_OFFSET,
+        data_dir=str(folder.resolve() / name / "cluster"),
+        run_dir=str(folder.resolve() / name / "run"),
+        redis_url="",
+    )
+
+
+def _tune(args: argparse.Namespace, settings: Settings) -> int:
+    from qasearch.benchmark import machine, report
+    from qasearch.benchmark.side_by_side import model_summary, settings_dict
+    from qasearch.benchmark.tuning import TuneConfig, run_tuning
+
+    folder, _ = report.resolve_output(args.output)
+    scratch = _scratch_settings(settings, args, folder, "tune-system")
+    package = _scale_package(settings)
+    config = TuneConfig(corpus=args.tune_corpus, queries=args.queries or 12)
+    results = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": machine.describe(), "settings": settings_dict(scratch),
+        "config": dataclasses.asdict(config), "model": model_summary(package.manifest),
+    }
+    results["tuning"] = run_tuning(scratch, package, _questions(args.questions), config,
+                                   log=print)
+    folder, written = report.write(args.output or str(folder), results, {})
+    print(f"written to {folder}: {', '.join(p.name for p in written)}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
     settings = load_settings().replace(api_host=args.host, api_port=args.port)
     if args.scale:
         return _scale(args, settings)
+    if args.tune:
+        return _tune(args, settings)
     return _side_by_side(args, settings)
 
 
@@ -229,6 +258,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="passages per size that go through the workers' embedding (300)")
     scale.add_argument("--scale-queries", type=int, default=15, help="queries per size (15)")
     scale.add_argument("--seed", type=int, default=0, help="synthetic corpus seed (0)")
+    tune = parser.add_argument_group("tuning mode")
+    tune.add_argument("--tune", action="store_true",
+                      help="restart the workers of a fresh system with each batch size, wait, "
+                      "thread count and length bucket in turn and measure each (~15 min)")
+    tune.add_argument("--tune-corpus", default=str(SAMPLE / "corpus.jsonl"),
+                      help="JSONL corpus of the tuning system (default: the sample corpus)")
     scale.add_argument("--scale-base-port", type=int,
                        help=f"first port of the fresh clusters (default base_port + "
                        f"{SCALE_PORT_OFFSET})")
