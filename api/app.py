@@ -4,6 +4,7 @@ Routes:
     POST /qasearch   {"search": str, "num_results": int = 5, "top_k": int, "timeout_ms": int}
     GET  /healthz    the process is up
     GET  /readyz     every partition is served by a live, ready worker (else 503 + reasons)
+    GET  /metrics    Prometheus metrics of all gunicorn workers (see api/metrics.py)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flask import Flask, Response, jsonify, request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api import readiness
+from api import metrics, readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
 from api.response_cache import ResponseCache
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     cluster = cluster_client(settings, retry=Retry(NoBackoff(), 1), socket_connect_timeout=1)
     responses = ResponseCache(cluster, settings.response_ttl_s)
     inflight = threading.BoundedSemaphore(settings.max_inflight)
+    metrics.instrument(app, cluster)  # counts and times every route; serves GET /metrics
 
     @app.post("/qasearch")
     def qasearch() -> tuple[Response, int]:
@@ -128,7 +130,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                 cached["cached"] = True
                 cached["took_ms"] = round((time.perf_counter() - started) * 1000.0, 2)
                 return jsonify(cached), 200
-        vector = model.embed([query.search])[0]
+        with metrics.EMBEDDER_SECONDS.time():
+            vector = model.embed([query.search])[0]
         spent_ms = (time.perf_counter() - started) * 1000.0
         replies = fanout.ask(
             query.search, vector, query.top_k, query.num_results,

@@ -18,6 +18,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from api.metrics import observe_shard
 from qasearch import codec, keys
 from qasearch.settings import Settings
 from qasearch.topology import Master, masters, node_client
@@ -70,6 +71,12 @@ class Fanout:
     ) -> list[ShardReply]:
         """Ask every master; every shard ends as a reply or a failure with its reason."""
         deadline = time.time() + timeout_ms / 1000.0
+        sent_at = time.perf_counter()
+
+        def finish(reply: ShardReply) -> None:  # a shard's time ends when its reply is taken
+            observe_shard(reply.node, reply.ok, reply.reason, time.perf_counter() - sent_at)
+            replies.append(reply)
+
         request_id = uuid.uuid4().hex
         sent: list[tuple[Master, str]] = []
         replies: list[ShardReply] = []
@@ -88,7 +95,7 @@ class Fanout:
                 sent.append((master, reply_key))
             except redis.RedisError as exc:
                 self._checked = 0.0  # topology may have changed: re-read it next time
-                replies.append(ShardReply(master, False, reason=f"send failed: {exc}"))
+                finish(ShardReply(master, False, reason=f"send failed: {exc}"))
         for master, reply_key in sent:
             remaining = deadline - time.time()
             try:
@@ -99,16 +106,16 @@ class Fanout:
                     popped = (reply_key, value) if value is not None else None
             except redis.RedisError as exc:
                 self._checked = 0.0
-                replies.append(ShardReply(master, False, reason=f"reply failed: {exc}"))
+                finish(ShardReply(master, False, reason=f"reply failed: {exc}"))
                 continue
             if popped is None:
-                replies.append(ShardReply(master, False, reason="deadline exceeded"))
+                finish(ShardReply(master, False, reason="deadline exceeded"))
                 continue
             payload = json.loads(popped[1])
             if payload.get("ok"):
-                replies.append(ShardReply(master, True, payload))
+                finish(ShardReply(master, True, payload))
             else:
-                replies.append(
+                finish(
                     ShardReply(master, False, payload, reason=payload.get("error", "?"))
                 )
         return replies

@@ -14,6 +14,7 @@ import json
 import redis
 from redis.cluster import RedisCluster
 
+from api.metrics import RESPONSE_CACHE
 from qasearch import keys
 
 
@@ -34,7 +35,8 @@ class ResponseCache:
         try:
             raw = self.client.get(key)
         except redis.RedisError:
-            return None  # a cache that is down is a miss, never an error
+            raw = None  # a cache that is down is a miss, never an error
+        RESPONSE_CACHE.labels("hit" if raw else "miss").inc()
         return json.loads(raw) if raw else None
 
     def put(self, key: str, body: dict) -> None:

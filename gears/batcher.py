@@ -62,6 +62,11 @@ class DynamicBatcher(Generic[In, Out]):
             self._queue.put((request, index))
         return future
 
+    @property
+    def queued(self) -> int:
+        """Items waiting for a batch (approximate, as ``queue.Queue.qsize``)."""
+        return self._queue.qsize()
+
     def close(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=5)

@@ -28,7 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import redis
 
-from gears import reader
+from gears import metrics, reader
 from gears.answering import Question, answer_question
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
@@ -78,6 +78,7 @@ class Worker:
         self.counters = {"requests": 0, "errors": 0, "passages_tokenised": 0}
         self.stats = WorkerStats()
         self.engine = AnswerEngine(self.client, self.batcher, settings, self.stats)
+        self.metrics_port = 0  # set by run(): where this worker's /metrics listens
 
     # --- model --------------------------------------------------------------
     def _forward(self, windows: list) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -89,10 +90,11 @@ class Worker:
         except Exception:
             self.stats.add(model.version, errors=1)
             raise
+        elapsed = time.perf_counter() - started
         self.stats.add(
-            model.version, batches=1, samples=len(windows),
-            duration_ms=(time.perf_counter() - started) * 1000.0,
+            model.version, batches=1, samples=len(windows), duration_ms=elapsed * 1000.0,
         )
+        metrics.observe_batch(len(windows), elapsed)
         return [(start[i], end[i]) for i in range(len(windows))]
 
     def _refresh_model(self) -> bool:
@@ -142,7 +144,8 @@ class Worker:
 
     def _store_tensors(self, part: int, passages: list[PassageText]) -> None:
         tag = partition_tag(part)
-        results = tensorize(self.model, passages)
+        with metrics.EMBEDDER_SECONDS.time():
+            results = tensorize(self.model, passages)
         pipe = self.client.pipeline(transaction=False)
         for passage, (fields, _) in zip(passages, results):
             pipe.hset(keys.tensors(tag, passage.pid), mapping=fields)
@@ -234,7 +237,8 @@ class Worker:
             if fields.get(b"embedder", b"").decode() != model.embedder_id:
                 # the gateway embedded with another model (a swap in progress):
                 # embed here, with the vectors this node's index was built from
-                embedding = model.embed([text])[0]
+                with metrics.EMBEDDER_SECONDS.time():
+                    embedding = model.embed([text])[0]
             question = Question(
                 text=text,
                 embedding=embedding,
@@ -244,7 +248,8 @@ class Worker:
             )
             with self._lock:
                 indexes = dict(self.indexes)
-            payload = answer_question(self.engine, model, indexes, question)
+            with metrics.REQUEST_SECONDS.time():
+                payload = answer_question(self.engine, model, indexes, question)
             payload["ok"] = True
             self.counters["requests"] += 1
         except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
@@ -354,6 +359,7 @@ class Worker:
             "ready": int(self.ready.is_set()),
             "refused": self._refused_version,
             "heartbeat": time.time(),
+            "metrics_port": self.metrics_port,
             "batches": self.batcher.batches,
             "sequences": self.batcher.items,
             **self.counters,
@@ -374,6 +380,7 @@ class Worker:
         self._heartbeat()
 
     def run(self) -> None:
+        self.metrics_port = metrics.serve(self)
         threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
         threading.Thread(target=self._keymiss_loop, name="keymiss", daemon=True).start()
         log.info("worker for %s:%s started (consumer %s)", self.host, self.port, self.consumer)
@@ -393,6 +400,7 @@ class Worker:
             self.stopping.wait(INGEST_POLL_S)
         self.pool.shutdown(wait=True)
         self.batcher.close()
+        metrics.withdraw(self)
         if self.ownership.node_tag:
             self.client.delete(keys.worker_state(self.ownership.node_tag))  # not ready any more
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything qasearch needs on a fresh Debian 12 / Ubuntu machine:
-# Debian's redis-server (apt-get, when missing), a virtualenv in .venv,
+# Debian's redis-server and prometheus (apt-get, when missing), a virtualenv in .venv,
 # torch==2.13.0 first and pinned (CPU), then the rest. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,21 @@ if ! command -v redis-server >/dev/null 2>&1; then
     [ "$(id -u)" -eq 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+
+# Prometheus for tests/test_metrics.py, which starts its own server on a loopback
+# port. The package also installs a system service (listening on every interface):
+# it is stopped and disabled, since nothing here uses it.
+if ! command -v prometheus >/dev/null 2>&1; then
+    echo "==> installing prometheus (apt-get)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        prometheus >/dev/null
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+    fi
 fi
 
 PY="${PYTHON:-python3}"
