@@ -1,0 +1,38 @@
+#!/bin/sh
+# One Redis Cluster node of docker-compose.yml, configured as `qasearch cluster up`
+# configures its local nodes (qasearch/localcluster.py): cluster mode, key-miss
+# events (notify-keyspace-events Em) in the config file so a promoted replica has
+# them too, AOF, full coverage not required, and an ACL user whose password comes
+# from the environment only (QASEARCH_REDIS_PASSWORD) and is written to a private
+# file in the node's volume, never onto a command line.
+set -eu
+: "${QASEARCH_REDIS_PASSWORD:?QASEARCH_REDIS_PASSWORD must be set}"
+user="${QASEARCH_REDIS_USERNAME:-qasearch}"
+name="${QASEARCH_NODE_NAME:?QASEARCH_NODE_NAME must be set (the service name)}"
+digest="$(printf '%s' "$QASEARCH_REDIS_PASSWORD" | sha256sum | cut -d' ' -f1)"
+umask 077
+cat > /data/redis.conf <<CONF
+port 6379
+# inside the compose network only; docker-compose.yml publishes no Redis port
+bind 0.0.0.0
+protected-mode yes
+dir /data
+cluster-enabled yes
+cluster-config-file nodes.conf
+cluster-node-timeout 2000
+cluster-announce-hostname $name
+cluster-preferred-endpoint-type hostname
+appendonly yes
+appendfsync everysec
+save ""
+notify-keyspace-events Em
+repl-diskless-sync yes
+repl-diskless-sync-delay 0
+client-output-buffer-limit replica 1gb 512mb 60
+cluster-require-full-coverage no
+user default off resetpass resetkeys resetchannels -@all
+user $user on #$digest ~* &* +@all
+masteruser $user
+masterauth "$QASEARCH_REDIS_PASSWORD"
+CONF
+exec docker-entrypoint.sh redis-server /data/redis.conf
