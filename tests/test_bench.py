@@ -9,6 +9,8 @@ mode brings up its own fresh system with a tiny model package.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 from loaders import synthetic
 from loaders.splitter import default_tokenizer, split_document
@@ -152,3 +154,20 @@ def test_tune_mode_restarts_workers_with_each_setting(tmp_path):
     assert not (tmp_path / "tune" / "cluster").exists()
     folder, _ = report.write(str(tmp_path / "out"), {"tuning": rows}, {})
     assert "## Tuning" in (folder / "report.md").read_text()
+
+
+def test_report_is_rendered_again_with_the_chaos_figures(tmp_path):
+    report.write(str(tmp_path), {"tuning": [], "settings": {"top_k": 2}}, {})
+    chaos = [{"event": "worker-kill", "sent": 40, "answered": 37, "partial": 3, "failed": 0,
+              "lost": 0, "recovery_s": 4.2, "event_s": 0.1, "missing": ["p03"], "note": ""}]
+    (tmp_path / "chaos.json").write_text(json.dumps(chaos))
+    out = qasearch(Settings(), "bench", "--report", str(tmp_path))
+    assert "report.md" in out
+    md = (tmp_path / "report.md").read_text()
+    assert "## Chaos" in md and "| worker-kill | 40 | 37 | 3 | 0 | 0 | 4.2 s |" in md
+    assert json.loads((tmp_path / "results.json").read_text())["chaos"] == chaos
+
+    (tmp_path / "chaos.json").write_text("{not json")
+    broken = subprocess.run([sys.executable, "-m", "qasearch", "bench", "--report",
+                             str(tmp_path)], capture_output=True, text=True)
+    assert broken.returncode != 0 and "chaos.json" in broken.stderr

@@ -345,16 +345,56 @@ def _tuning(results: dict) -> list[str]:
     return lines + [""]
 
 
+def _chaos(results: dict) -> list[str]:
+    rows = results.get("chaos")
+    if not rows:
+        return []
+    lines = [
+        "## Chaos: operational events under a steady stream of queries", "",
+        "`qasearch chaos`: every request is classified; *lost* (no answer within its "
+        "deadline) must be 0. Recovery: from the event to the first complete answer after "
+        "the last incomplete one.", "",
+        "| event | sent | answered | partial | failed | lost | recovery | event took | "
+        "missing partitions |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        rec = "never" if r.get("recovery_s") is None else f"{r['recovery_s']:.1f} s"
+        lines.append(
+            f"| {r['event']} | {r['sent']} | {r['answered']} | {r['partial']} | "
+            f"{r['failed']} | {r['lost']} | {rec} | {_f(r.get('event_s'))} s | "
+            f"{', '.join(r.get('missing') or []) or '–'} |")
+    return lines + [""]
+
+
 def markdown(results: dict, images: list[Path]) -> str:
     lines = _header(results)
     lines += _system(results) + _floor(results) + _pipeline(results) + _cache(results)
-    lines += _scale(results) + _tuning(results)
+    lines += _scale(results) + _tuning(results) + _chaos(results)
     for image in images:
         lines += [f"![{image.stem}]({image.name})", ""]
     if results.get("latency_c1"):
         lines.append(METHOD)
     lines += _settings(results)
     return "\n".join(lines) + "\n"
+
+
+def rewrite(folder: str | Path) -> tuple[Path, list[Path]]:
+    """Render ``folder``'s report again from its results.json, with the chaos figures of
+    ``chaos.json`` beside it when there are any (``qasearch chaos --json``)."""
+    folder = Path(folder)
+    try:
+        saved = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {folder / 'results.json'}: {exc}") from None
+    raw = saved.pop("raw", {})
+    chaos = folder / "chaos.json"
+    if chaos.exists():
+        try:
+            saved["chaos"] = json.loads(chaos.read_text())
+        except ValueError as exc:
+            raise ValueError(f"cannot read {chaos}: {exc}") from None
+    return write(str(folder), saved, raw)
 
 
 def write(output: str | None, results: dict, raw: dict) -> tuple[Path, list[Path]]:

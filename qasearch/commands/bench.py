@@ -193,7 +193,20 @@ def _tune(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _rewrite(folder: str) -> int:
+    from qasearch.benchmark import report
+
+    try:
+        folder_path, written = report.rewrite(folder)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"written to {folder_path}: {', '.join(p.name for p in written)}")
+    return 0
+
+
 def _bench(args: argparse.Namespace) -> int:
+    if args.report:
+        return _rewrite(args.report)
     settings = load_settings().replace(api_host=args.host, api_port=args.port)
     if args.scale:
         return _scale(args, settings)
@@ -217,6 +230,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", help="results folder (default results/<timestamp>); a "
                         "path ending in .json names the results file, the rest goes beside it")
+    parser.add_argument("--report", metavar="DIR",
+                        help="measure nothing: render DIR/report.md again from its "
+                        "results.json, adding DIR/chaos.json (qasearch chaos --json) if present")
     parser.add_argument("--quick", action="store_true",
                         help="smaller counts and limits (about 2 min on the sample corpus)")
     parser.add_argument("--questions", help="SQuAD-format questions (default: the sample set)")
