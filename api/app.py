@@ -17,7 +17,7 @@ from flask import Flask, Response, jsonify, request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api import metrics, readiness
+from api import coverage, metrics, readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
 from api.response_cache import ResponseCache
@@ -37,8 +37,15 @@ def merge(
     replies: list[ShardReply], num_results: int, partitions: int
 ) -> tuple[list[dict], dict]:
     """All shards' answers ranked by score, and who answered; a failed shard is listed
-    with its reason and the partitions whose answers are missing."""
-    answers = [a for r in replies if r.ok for a in r.payload.get("answers", [])]
+    with its reason and the partitions whose answers are missing.
+
+    Each reply says which partitions it ``served``; a partition two replies served
+    (while it moves) counts once (api.coverage). ``shards.partitions.missing`` lists
+    every partition no reply covered: a response is complete exactly when it is empty.
+    """
+    assigned, missing = coverage.assign(replies, partitions)
+    answers = [a for r in replies if r.ok for a in r.payload.get("answers", [])
+               if assigned.get(a.get("partition")) is r]
     answers.sort(key=lambda a: a["score"], reverse=True)
     shards = {
         "total": len(replies),
@@ -49,6 +56,8 @@ def merge(
             ]}
             for r in replies if not r.ok
         ],
+        "partitions": {"total": partitions, "answered": partitions - len(missing),
+                       "missing": missing},
     }
     return answers[:num_results], shards
 
@@ -133,12 +142,28 @@ def create_app(settings: Settings | None = None) -> Flask:
         with metrics.EMBEDDER_SECONDS.time():
             vector = model.embed([query.search])[0]
         spent_ms = (time.perf_counter() - started) * 1000.0
+        partitions = corpus_partitions([])
         replies = fanout.ask(
             query.search, vector, query.top_k, query.num_results,
             max(1, int(query.timeout_ms - spent_ms)), use_cache=query.cache,
             embedder_id=model.embedder_id,
+            targets=coverage.targets(fanout.masters(), partitions), partitions=partitions,
         )
-        results, shards = merge(replies, query.num_results, corpus_partitions(replies))
+        _, missing = coverage.assign(replies, partitions)
+        left_ms = query.timeout_ms - (time.perf_counter() - started) * 1000.0
+        if missing and left_ms > 1:
+            # a partition switched nodes after the topology was read: ask its owner now
+            fanout.refresh()
+            failed = {r.node for r in replies if not r.ok}  # asked, could not answer
+            again = [m for m in coverage.owners_of(fanout.masters(), missing)
+                     if m.address not in failed]
+            if again:
+                replies = coverage.combine(replies, fanout.ask(
+                    query.search, vector, query.top_k, query.num_results, int(left_ms),
+                    use_cache=query.cache, embedder_id=model.embedder_id, targets=again,
+                    partitions=partitions,
+                ))
+        results, shards = merge(replies, query.num_results, partitions)
         versions = {
             r.payload["model"]["version"] for r in replies if r.ok and r.payload.get("model")
         }
@@ -153,7 +178,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             body["model"]["shard_versions"] = sorted(versions)
         if not model.trained:
             body["warning"] = UNTRAINED_WARNING
-        if cache_key and not shards["failed"] and not versions - {model.version}:
+        complete = not shards["failed"] and not shards["partitions"]["missing"]
+        if cache_key and complete and not versions - {model.version}:
             responses.put(cache_key, body)
         body["cached"] = False
         return jsonify(body), 200

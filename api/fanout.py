@@ -52,6 +52,10 @@ class Fanout:
             self._checked = time.monotonic()
         return self._masters
 
+    def refresh(self) -> None:
+        """Read the topology again on the next call (a slot may have moved)."""
+        self._checked = 0.0
+
     def client(self, master: Master) -> redis.Redis:
         client = self._clients.get(master.address)
         if client is None:
@@ -68,8 +72,10 @@ class Fanout:
     def ask(
         self, question: str, embedding: np.ndarray, top_k: int, num_results: int,
         timeout_ms: int, use_cache: bool = True, embedder_id: str = "",
+        targets: list[Master] | None = None, partitions: int = 0,
     ) -> list[ShardReply]:
-        """Ask every master; every shard ends as a reply or a failure with its reason."""
+        """Ask every master (or ``targets``); every shard ends as a reply or a failure
+        with its reason."""
         deadline = time.time() + timeout_ms / 1000.0
         sent_at = time.perf_counter()
 
@@ -81,12 +87,15 @@ class Fanout:
         sent: list[tuple[Master, str]] = []
         replies: list[ShardReply] = []
         vector = codec.encode(np.asarray(embedding, dtype=np.float32))
-        for master in self.masters():
+        for master in self.masters() if targets is None else targets:
             reply_key = keys.reply(master.tag, request_id)
             fields = {
                 "question": question, "embedding": vector, "top_k": top_k,
                 "num_results": num_results, "deadline": deadline * 1000.0, "reply": reply_key,
                 "cache": int(use_cache), "embedder": embedder_id,
+                # the corpus's partition count: a worker also vouches for the empty
+                # partitions its slots hold, so every partition can be accounted for
+                "partitions": partitions,
             }
             try:
                 self.client(master).xadd(

@@ -2,18 +2,26 @@
 
 Everything here reads only the worker's own node: the partition indexes in
 memory, and passages and their tensors through the node client.
+
+Every read is prefixed with ``ASKING`` (:mod:`gears.asking`), so a partition the
+node is importing (copied, not yet switched) reads like an owned one. A partition
+whose reads come back redirected has left the node in the middle of the request:
+it is left out of the reply's ``served`` list (another node answers for it), so
+the gateway sees exactly which partitions this reply covers.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from gears.asking import AskingPipeline, is_redirect
 from gears.engine import AnswerEngine, ReadItem
 from gears.retrieval import PartitionIndex
+from gears.tensorize import reader_encoding
 from qasearch import codec, keys
 from qasearch.partitions import partition_tag
 
@@ -45,27 +53,54 @@ def retrieve(
 
 
 def answer_question(
-    engine: AnswerEngine, model, indexes: Mapping[int, PartitionIndex], question: Question
+    engine: AnswerEngine, model, indexes: Mapping[int, PartitionIndex], question: Question,
+    unloaded: Sequence[int] = (),
 ) -> dict:
-    """The node's best answers, best first, plus what it cost."""
+    """The node's best answers, best first, the partitions they cover, and what it cost.
+
+    ``unloaded`` are partitions whose slot the node owns but which it holds no index
+    of: those still without an index set on the node (no document) are empty, and
+    count as served.
+    """
     started = time.perf_counter()
+    parts = sorted(indexes)
     candidates = retrieve(indexes, question.embedding, question.top_k)
-    pipe = engine.client.pipeline(transaction=False)
+    empties = engine.client.pipeline(transaction=False)
+    for part in unloaded:  # no ASKING: a slot not (or no longer) ours must fail here
+        empties.exists(keys.passage_index(partition_tag(part)))
+    empty = [p for p, n in zip(unloaded, empties.execute(raise_on_error=False)) if n == 0]
+    pipe = AskingPipeline(engine.client)
+    for part in parts:
+        # one probe per partition: a partition without candidates may have left too
+        pipe.exists(keys.passage_index(partition_tag(part)))
     for c in candidates:
         tag = partition_tag(c.partition)
         pipe.hmget(keys.passage(tag, c.pid), ["text", "title", "doc_id"])
-        pipe.hmget(keys.tensors(tag, c.pid), ["ids", "offsets"])
-    raw = pipe.execute()
+        pipe.hmget(keys.tensors(tag, c.pid), ["ids", "offsets", "reader_tok"])
+    raw = pipe.execute(raise_on_error=False)
+    lost: set[int] = set()
+    for part, reply in zip(parts, raw[: len(parts)]):
+        _check(reply, part, lost)
+    reads = raw[len(parts):]
+    for i, cand in enumerate(candidates):
+        _check(reads[2 * i], cand.partition, lost)
+        _check(reads[2 * i + 1], cand.partition, lost)
     normalised = keys.normalize_question(question.text)
+    own_tok = model.reader_tokenizer_id.encode()
 
     found = []  # (candidate, title, doc_id, read item)
     for i, cand in enumerate(candidates):
-        (text, title, doc_id), (ids, offsets) = raw[2 * i], raw[2 * i + 1]
+        if cand.partition in lost:
+            continue
+        (text, title, doc_id), (ids, offsets, tok) = reads[2 * i], reads[2 * i + 1]
         if text is None or ids is None:
             continue  # deleted, or not yet tokenised: nothing to read
         tag = partition_tag(cand.partition)
-        item = ReadItem(tag, cand.pid, normalised, text.decode(), codec.decode(ids),
-                        codec.decode(offsets))
+        if tok == own_tok:
+            ids, offsets = codec.decode(ids), codec.decode(offsets)
+        else:  # stored by another reader tokenizer (a swap in progress): tokenise now
+            ids, offsets = reader_encoding(model, text.decode())
+        item = ReadItem(tag, cand.pid, normalised, text.decode(), ids, offsets)
         found.append((cand, (title or b"").decode(), (doc_id or b"").decode(), item))
 
     values = engine.answers(model, [f[3] for f in found], use_cache=question.use_cache)
@@ -83,6 +118,16 @@ def answer_question(
     answers.sort(key=lambda a: a["score"], reverse=True)
     return {
         "answers": answers[: question.num_results],
+        "served": sorted(partition_tag(p) for p in [*parts, *empty] if p not in lost),
         "passages_read": len(found),
         "took_ms": (time.perf_counter() - started) * 1000.0,
     }
+
+
+def _check(reply: object, part: int, lost: set[int]) -> None:
+    """A redirected read marks its partition lost; any other error fails the request."""
+    if isinstance(reply, Exception):
+        if is_redirect(reply):
+            lost.add(part)
+        else:
+            raise reply

@@ -19,6 +19,7 @@ import numpy as np
 import redis
 
 from gears import reader
+from gears.asking import is_redirect
 from gears.batcher import DynamicBatcher
 from gears.singleflight import SingleFlight
 from gears.stats import WorkerStats
@@ -40,6 +41,19 @@ class ReadItem:
     @property
     def key(self) -> str:
         return keys.answer(self.tag, self.pid, self.question)
+
+
+def _redirects_only(replies: list) -> list:
+    """Replies with redirected ones (a partition leaving the node) read as misses (None);
+    any other error is raised."""
+    out = []
+    for reply in replies:
+        if isinstance(reply, Exception):
+            if not is_redirect(reply):
+                raise reply
+            reply = None
+        out.append(reply)
+    return out
 
 
 class AnswerEngine:
@@ -106,7 +120,8 @@ class AnswerEngine:
             pipe.sadd(keys.cached_answers(item.tag, item.pid), item.key)
             pipe.expire(keys.cached_answers(item.tag, item.pid), ttl)
             pipe.sadd(keys.cached_passages(item.tag), item.pid)
-        pipe.execute()
+        # a partition moving to another node refuses new keys (-ASK): caching is optional
+        _redirects_only(pipe.execute(raise_on_error=False))
 
     @staticmethod
     def _current_value(raw: bytes | None, model) -> tuple[bool, dict | None]:
@@ -127,7 +142,7 @@ class AnswerEngine:
         pipe = self.client.pipeline(transaction=False)
         for item in items:
             pipe.get(item.key)  # one GET each: the keys span partitions, so no MGET
-        cached = pipe.execute()
+        cached = _redirects_only(pipe.execute(raise_on_error=False))
         results: list[dict | None] = [None] * len(items)
         missing: dict[str, list[int]] = {}
         for i, (item, raw) in enumerate(zip(items, cached)):
@@ -145,7 +160,7 @@ class AnswerEngine:
             pipe = self.client.pipeline(transaction=False)
             for key in mine:
                 pipe.get(key)
-            for key, raw in zip(list(mine), pipe.execute()):
+            for key, raw in zip(list(mine), _redirects_only(pipe.execute(raise_on_error=False))):
                 found, value = self._current_value(raw, model)
                 if found:
                     mine.remove(key)

@@ -4,16 +4,31 @@ A worker asks its own node for ``CLUSTER SLOTS``, finds its own slot ranges, and
 keeps the partitions whose tag hashes into them and whose index key exists on
 the node. Asked again every second, this notices new partitions (first load),
 rebalances and promotions without any coordination.
+
+It also reads the slots the node is *importing* (``CLUSTER NODES``, the
+``[slot-<-source]`` entries of its own line): ``qasearch cluster add-node`` copies
+a partition there before switching the slot, and writes the partition's index set
+last, so a partition counts as importing only once all its keys are on the node.
+The worker loads such a partition before the switch (see :mod:`gears.asking`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import redis
 
+from gears.asking import AskingPipeline, is_redirect
 from qasearch import keys
-from qasearch.partitions import MAX_PARTITIONS, SlotRange, node_tag, owned_partitions, partition_tag
+from qasearch.partitions import (
+    MAX_PARTITIONS,
+    SlotRange,
+    node_tag,
+    owned_partitions,
+    partition_tag,
+    slot_of_tag,
+)
 from qasearch.topology import masters_from_slots
 
 
@@ -22,6 +37,7 @@ class Ownership:
     ranges: tuple[SlotRange, ...]
     node_tag: str | None
     partitions: tuple[int, ...]
+    importing: tuple[int, ...] = ()  # copied here, slot not yet switched
 
     @property
     def is_master(self) -> bool:
@@ -46,6 +62,20 @@ class OwnershipTracker:
                 return master.ranges
         return ()
 
+    def _importing(self) -> tuple[int, ...]:
+        """Partitions whose slot this node imports and whose index set has arrived."""
+        nodes = self._client.execute_command("CLUSTER NODES")
+        me = next((info for info in nodes.values() if "myself" in info["flags"]), {})
+        slots = [int(m["slot"]) for m in me.get("migrations", []) if m["state"] == "importing"]
+        candidates = [p for slot in slots if (p := _partition_of_slot().get(slot)) is not None]
+        if not candidates:
+            return ()
+        pipe = AskingPipeline(self._client)
+        for p in candidates:
+            pipe.exists(keys.passage_index(partition_tag(p)))
+        present = pipe.execute(raise_on_error=False)
+        return tuple(p for p, found in zip(candidates, present) if found is True or found == 1)
+
     def read(self) -> Ownership:
         ranges = self._own_ranges()
         if not ranges:
@@ -57,6 +87,21 @@ class OwnershipTracker:
         pipe = self._client.pipeline(transaction=False)
         for p in candidates:
             pipe.exists(keys.passage_index(partition_tag(p)))
-        present = pipe.execute()
-        parts = tuple(p for p, found in zip(candidates, present) if found)
-        return Ownership(ranges=ranges, node_tag=node_tag(ranges), partitions=parts)
+        # a partition whose keys are leaving (-ASK on a migrating slot) is no longer ours
+        present = pipe.execute(raise_on_error=False)
+        for found in present:
+            if isinstance(found, Exception) and not is_redirect(found):
+                raise found
+        parts = tuple(p for p, found in zip(candidates, present) if found is True or found == 1)
+        return Ownership(ranges=ranges, node_tag=node_tag(ranges), partitions=parts,
+                         importing=self._importing())
+
+
+@cache
+def _partition_of_slot() -> dict[int, int]:
+    """Slot -> partition index, for every possible partition tag (tags never share a slot
+    among the partitions of one corpus, see partitions.balanced_slot_ranges)."""
+    found: dict[int, int] = {}
+    for p in range(MAX_PARTITIONS):
+        found.setdefault(slot_of_tag(partition_tag(p)), p)
+    return found

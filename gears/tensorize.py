@@ -50,11 +50,24 @@ def tensorize(model, passages: Sequence[PassageText]) -> list[tuple[dict[str, by
     return out
 
 
+def encoding_arrays(encoding) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids int32 [n] and character offsets int32 [n, 2] of one tokenizer encoding."""
+    return (np.asarray(encoding.ids, dtype=np.int32),
+            np.asarray(encoding.offsets, dtype=np.int32).reshape(-1, 2))
+
+
+def reader_encoding(model, text: str) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`tensorize` stores as ``ids``/``offsets``, made now: for a passage whose
+    stored tensors come from another reader tokenizer (a model swap in progress)."""
+    return encoding_arrays(model.reader_tokenizer.encode(text, add_special_tokens=False))
+
+
 def tensor_fields(model, encoding, vector: np.ndarray) -> dict[str, bytes]:
     """The stored fields of one passage: its reader encoding (no special tokens) and vector."""
+    ids, offsets = encoding_arrays(encoding)
     return {
-        "ids": codec.encode(np.asarray(encoding.ids, dtype=np.int32)),
-        "offsets": codec.encode(np.asarray(encoding.offsets, dtype=np.int32).reshape(-1, 2)),
+        "ids": codec.encode(ids),
+        "offsets": codec.encode(offsets),
         "emb": codec.encode(np.asarray(vector, dtype=np.float32)),
         "reader_tok": model.reader_tokenizer_id.encode(),
         "embedder": model.embedder_id.encode(),

@@ -30,6 +30,7 @@ import redis
 
 from gears import metrics, reader
 from gears.answering import Question, answer_question
+from gears.asking import AskingPipeline
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
 from gears.ownership import Ownership, OwnershipTracker
@@ -38,7 +39,7 @@ from gears.stats import WorkerStats
 from gears.tensorize import PassageText, tensorize
 from qasearch import codec, keys, modelpkg
 from qasearch.models import LoadedModel
-from qasearch.partitions import partition_tag
+from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
 from qasearch.settings import Settings, load_settings
 from qasearch.topology import node_client
 
@@ -118,13 +119,25 @@ class Worker:
             log.error("model %s refused, still serving %s: %s", version,
                       self.model.version if self.model else "nothing", exc)
             return self.model is not None
-        previous, self.model = self.model, loaded
-        if previous is None or (
+        previous = self.model
+        if previous is not None and (
             previous.reader_tokenizer_id != loaded.reader_tokenizer_id
             or previous.embedder_id != loaded.embedder_id
         ):
+            # Another tokenizer or embedder: build every index with the new model first
+            # (the old one keeps serving meanwhile), then swap model and indexes in one
+            # step, so no request ever sees an empty or half-built index. The new tensors
+            # are stored after the swap; a request that meets tensors of the other
+            # tokenizer meanwhile tokenises that passage itself (gears.answering).
+            built = {part: self._build_index(part, loaded) for part in list(self.indexes)}
             with self._lock:
-                self.indexes = {}  # rebuilt with the new model's tensors
+                self.model = loaded
+                self.indexes = {part: index for part, (index, _) in built.items()}
+            for part, (_, staged) in built.items():
+                self._write_tensors(part, staged)
+        else:
+            with self._lock:
+                self.model = loaded
         if previous is not None:
             for tag in self.ownership.tags():
                 self.engine.drop_partition_answers(tag)  # made by the previous model
@@ -164,7 +177,7 @@ class Worker:
 
     def _passage_texts(self, part: int, pids: list[str]) -> list[PassageText]:
         tag = partition_tag(part)
-        pipe = self.client.pipeline(transaction=False)
+        pipe = AskingPipeline(self.client)
         for pid in pids:
             pipe.hmget(keys.passage(tag, pid), ["text", "title"])
         found = []
@@ -173,31 +186,65 @@ class Worker:
                 found.append(PassageText(pid, text.decode(), (title or b"").decode()))
         return found
 
-    def reconcile(self, part: int) -> None:
-        """Load a partition: current tensors go into the index, missing or stale ones are made."""
+    def _build_index(
+        self, part: int, model: LoadedModel
+    ) -> tuple[PartitionIndex, list[tuple[str, dict[str, bytes]]]]:
+        """A complete index of ``part`` for ``model``, and the tensors still to store.
+
+        Stored tensors made by ``model``'s tokenizer and embedder are used as they
+        are; the rest are made now (not written: the caller stores them when the
+        index is in service). Reads go with ASKING, so an importing partition loads
+        like an owned one.
+        """
         tag = partition_tag(part)
-        self._ensure_group(keys.ingest_stream(tag), start_id="$")
-        pids = sorted(m.decode() for m in self.client.smembers(keys.passage_index(tag)))
-        index = self._index(part)
+        pids = sorted(m.decode() for m in
+                      AskingPipeline(self.client).smembers(keys.passage_index(tag)).execute()[0])
+        index = PartitionIndex(model.embedding_dim)
         todo = []
         for start in range(0, len(pids), INGEST_BATCH):
             chunk = pids[start : start + INGEST_BATCH]
-            pipe = self.client.pipeline(transaction=False)
+            pipe = AskingPipeline(self.client)
             for pid in chunk:
                 pipe.hmget(keys.tensors(tag, pid), ["emb", "reader_tok", "embedder"])
             for pid, (emb, tok, emb_id) in zip(chunk, pipe.execute()):
                 current = (
                     emb is not None
-                    and tok == self.model.reader_tokenizer_id.encode()
-                    and emb_id == self.model.embedder_id.encode()
+                    and tok == model.reader_tokenizer_id.encode()
+                    and emb_id == model.embedder_id.encode()
                 )
                 if current:
                     index.upsert(pid, codec.decode(emb))
                 else:
                     todo.append(pid)
+        staged = []
         for start in range(0, len(todo), INGEST_BATCH):
-            self._store_tensors(part, self._passage_texts(part, todo[start : start + INGEST_BATCH]))
-        log.info("partition %s: %d passages (%d tokenised now)", tag, len(index), len(todo))
+            passages = self._passage_texts(part, todo[start : start + INGEST_BATCH])
+            results = tensorize(model, passages)
+            for passage, (fields, vector) in zip(passages, results):
+                index.upsert(passage.pid, vector)
+                staged.append((passage.pid, fields))
+        return index, staged
+
+    def _write_tensors(self, part: int, staged: list[tuple[str, dict[str, bytes]]]) -> None:
+        tag = partition_tag(part)
+        for start in range(0, len(staged), INGEST_BATCH):
+            pipe = AskingPipeline(self.client)
+            for pid, fields in staged[start : start + INGEST_BATCH]:
+                pipe.hset(keys.tensors(tag, pid), mapping=fields)
+            pipe.execute()
+        self.counters["passages_tokenised"] += len(staged)
+
+    def reconcile(self, part: int) -> None:
+        """Load a partition fully, then serve it: current tensors go into the index,
+        missing or stale ones are made and stored."""
+        tag = partition_tag(part)
+        if part in self.ownership.partitions:
+            self._ensure_group(keys.ingest_stream(tag), start_id="$")
+        index, staged = self._build_index(part, self.model)
+        self._write_tensors(part, staged)
+        with self._lock:
+            self.indexes[part] = index
+        log.info("partition %s: %d passages (%d tokenised now)", tag, len(index), len(staged))
 
     def _ingest_once(self) -> int:
         """Process what is waiting on the ingest streams; returns entries handled."""
@@ -206,6 +253,7 @@ class Worker:
             if part not in self.indexes:
                 self.reconcile(part)
             stream = keys.ingest_stream(partition_tag(part))
+            self._ensure_group(stream, start_id="$")  # a partition warmed while importing
             reply = self.client.xreadgroup(
                 keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=INGEST_BATCH
             )
@@ -231,7 +279,8 @@ class Worker:
             deadline = float(fields[b"deadline"])
             if time.time() * 1000.0 > deadline:
                 raise TimeoutError("deadline passed before the worker picked the request up")
-            model = self.model
+            with self._lock:  # model and indexes swap together (_refresh_model)
+                model, indexes = self.model, dict(self.indexes)
             text = fields[b"question"].decode()
             embedding = codec.decode(fields[b"embedding"])
             if fields.get(b"embedder", b"").decode() != model.embedder_id:
@@ -246,10 +295,9 @@ class Worker:
                 num_results=int(fields[b"num_results"]),
                 use_cache=fields.get(b"cache", b"1") == b"1",
             )
-            with self._lock:
-                indexes = dict(self.indexes)
             with metrics.REQUEST_SECONDS.time():
-                payload = answer_question(self.engine, model, indexes, question)
+                payload = answer_question(self.engine, model, indexes, question,
+                                          self._unloaded(fields, indexes))
             payload["ok"] = True
             self.counters["requests"] += 1
         except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
@@ -262,6 +310,14 @@ class Worker:
         pipe.expire(reply_key, REPLY_TTL_S)
         pipe.xack(stream, keys.WORKER_GROUP, entry_id)
         pipe.execute()
+
+    def _unloaded(self, fields: dict[bytes, bytes], indexes: dict) -> list[int]:
+        """Partitions of the corpus (count sent by the gateway) in this node's slots
+        that it holds no index of: empty ones, or ones still loading."""
+        total = int(fields.get(b"partitions", b"0") or 0)
+        ranges = self.ownership.ranges
+        return [p for p in range(min(total, MAX_PARTITIONS)) if p not in indexes
+                and in_ranges(slot_of_tag(partition_tag(p)), ranges)]
 
     def _identity(self) -> dict:
         model = self.model
@@ -355,6 +411,9 @@ class Worker:
             "model": self.model.version if self.model else "",
             "trained": int(bool(self.model and self.model.trained)),
             "partitions": ",".join(self.ownership.tags()),
+            # loaded while the slot is still being imported (cluster add-node)
+            "warm": ",".join(partition_tag(p) for p in self.ownership.importing
+                             if p in self.indexes),
             "passages": sum(len(i) for i in self.indexes.values()),
             "ready": int(self.ready.is_set()),
             "refused": self._refused_version,
@@ -372,11 +431,15 @@ class Worker:
 
     def _housekeeping(self) -> None:
         self.ownership = self.tracker.read()
+        keep = set(self.ownership.partitions) | set(self.ownership.importing)
         with self._lock:
             for part in list(self.indexes):
-                if part not in self.ownership.partitions:
+                if part not in keep:
                     del self.indexes[part]
-        self._refresh_model()
+        if self._refresh_model():
+            for part in self.ownership.importing:
+                if part not in self.indexes:
+                    self.reconcile(part)  # loaded before the slot switches to this node
         self._heartbeat()
 
     def run(self) -> None:

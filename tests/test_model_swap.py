@@ -1,0 +1,64 @@
+"""A model swap that changes the embedder never leaves a node without its index.
+
+A tiny package (another embedder, 64 dimensions instead of 384; see tests/tiny_models)
+is pushed under a steady stream of queries: every worker builds the new index before
+it swaps, so every response covers every partition, before, during and after the swap
+and the rollback.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from qasearch import modelpkg
+from qasearch.topology import masters, node_client
+from qasearch.workers import is_ready, states
+from tests import tiny_models
+from tests.system import post, wait_for
+
+
+def _serving(settings, version: str) -> bool:
+    found = states(settings)
+    return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
+
+
+def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
+    first = masters(system)[0]
+    old = modelpkg.current_version(node_client(first.host, first.port, system), first.tag)
+    tiny = tiny_models.tiny_package(seed=7, max_seq_len=384)  # room for the doc stride
+    outcomes: list[tuple[int, dict]] = []
+    stop = threading.Event()
+
+    def traffic() -> None:
+        n = 0
+        while not stop.is_set() and n < 400:  # bounded in count and by the stop event
+            outcomes.append(post(system, {"search": f"How do vaccines work? {n}",
+                                          "cache": False, "timeout_ms": 30000}))
+            n += 1
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        wait_for(lambda: len(outcomes) >= 2, timeout=120, what="traffic before the swap")
+        modelpkg.push_to_cluster(system, tiny, progress=False)
+        wait_for(lambda: _serving(system, tiny.version), timeout=180,
+                 what="every worker on the tiny embedder")
+        seen = len(outcomes)
+        wait_for(lambda: len(outcomes) >= seen + 2, timeout=120, what="traffic on the new model")
+        for master in masters(system):
+            node = node_client(master.host, master.port, system)
+            modelpkg.rollback(node, master.tag)
+            modelpkg.delete_version(node, master.tag, tiny.version)
+        wait_for(lambda: _serving(system, old), timeout=180, what="every worker back")
+        seen = len(outcomes)
+        wait_for(lambda: len(outcomes) >= seen + 2, timeout=120, what="traffic after rollback")
+    finally:
+        stop.set()
+        sender.join(300)
+    versions = set()
+    for status, body in outcomes:
+        assert status == 200, body
+        assert body["shards"]["failed"] == [], body["shards"]
+        assert body["shards"]["partitions"]["missing"] == [], body["shards"]
+        versions.add(body["model"]["version"])
+    assert {old, tiny.version} <= versions
