@@ -331,3 +331,25 @@ def rollback(client: redis.Redis, ntag: str) -> tuple[str, str]:
     read_manifest(client, ntag, target)
     client.set(keys.model_current(ntag), target)
     return current, target
+
+
+def copy_versions(
+    src: redis.Redis, src_tag: str, dst: redis.Redis, dst_tag: str, keep: int = 2
+) -> str | None:
+    """Give another node (``dst`` under its tag) the ``keep`` newest versions of ``src``,
+    with the same current one; returns the current version (None if ``src`` has none).
+
+    Each version is verified on read and stored oldest first, so the versions list
+    keeps its order (a later ``rollback`` works there too); the ``current`` pointer is
+    set last, so a worker of ``dst`` never sees a half-written package.
+    """
+    current = current_version(src, src_tag)
+    if current is None:
+        return None
+    versions = list_versions(src, src_tag)[: max(keep, 1)]
+    if current not in versions:
+        versions.append(current)
+    for version in reversed(versions):
+        store(dst, dst_tag, load(src, src_tag, version))
+    dst.set(keys.model_current(dst_tag), current)
+    return current

@@ -61,15 +61,28 @@ def balanced_slot_ranges(masters: int, partitions_per_master: int) -> list[SlotR
     """
     if masters < 1 or partitions_per_master < 1:
         raise ValueError("need at least one master and one partition per master")
-    slots = sorted(slot_of_tag(partition_tag(i)) for i in range(masters * partitions_per_master))
+    return partition_slot_ranges(masters, masters * partitions_per_master)
+
+
+def partition_slot_ranges(masters: int, partitions: int) -> list[SlotRange]:
+    """One contiguous slot range per master over the slots of ``partitions`` partition
+    tags, dealt out in runs whose sizes differ by at most one (the first ones larger).
+
+    With ``partitions = masters * k`` this is :func:`balanced_slot_ranges` ``(masters, k)``:
+    the layout ``cluster up`` creates and ``cluster add-node`` rebalances to.
+    """
+    if masters < 1 or partitions < masters:
+        raise ValueError(f"cannot deal {partitions} partitions over {masters} masters")
+    slots = sorted(slot_of_tag(partition_tag(i)) for i in range(partitions))
     if len(set(slots)) != len(slots):
         raise ValueError("two partition tags share a slot; choose fewer partitions")
+    sizes = [partitions // masters + (1 if m < partitions % masters else 0)
+             for m in range(masters)]
     ranges: list[SlotRange] = []
-    lo = 0
+    lo, dealt = 0, 0
     for m in range(masters - 1):
-        last_of_run = slots[(m + 1) * partitions_per_master - 1]
-        first_of_next = slots[(m + 1) * partitions_per_master]
-        hi = (last_of_run + first_of_next) // 2
+        dealt += sizes[m]
+        hi = (slots[dealt - 1] + slots[dealt]) // 2
         ranges.append((lo, hi))
         lo = hi + 1
     ranges.append((lo, SLOTS - 1))

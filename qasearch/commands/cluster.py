@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from qasearch import credentials, localcluster
+from qasearch.commands import cluster_addnode
 from qasearch.errors import CommandError
 from qasearch.settings import Settings, load_settings
 
@@ -153,3 +154,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_status)
+    cluster_addnode.register(sub, common, _settings)
