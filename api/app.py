@@ -5,6 +5,7 @@ Routes:
     GET  /healthz    the process is up
     GET  /readyz     every partition is served by a live, ready worker (else 503 + reasons)
     GET  /metrics    Prometheus metrics of all gunicorn workers (see api/metrics.py)
+    GET  /openapi.json  the OpenAPI description of these routes (api/openapi.py)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask import Flask, Response, jsonify, request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api import coverage, metrics, readiness
+from api import coverage, guards, metrics, openapi, readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
 from api.response_cache import ResponseCache
@@ -69,6 +70,7 @@ def _error(status: int, message: str) -> tuple[Response, int]:
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app = Flask("qasearch")
+    guards.install(app, settings)  # API key (when set) and body limit, before any route
     fanout = Fanout(settings)
     embedder = QuestionEmbedder(settings)
     embedder.preload(fanout)
@@ -197,6 +199,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         return jsonify({"ready": ready, "reasons": reasons, "nodes": detail}), (
             200 if ready else 503
         )
+
+    openapi.register(app, settings)
 
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> tuple[Response, int]:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from qasearch.settings import Settings
 
+DEFAULT_NUM_RESULTS = 5
+
 
 class BadRequest(ValueError):
     """The request cannot be served as sent; the message is shown to the caller."""
@@ -30,12 +32,21 @@ def _int_field(body: dict, name: str, default: int, low: int, high: int) -> int:
     return value
 
 
+def default_num_results(settings: Settings) -> int:
+    """Answers returned when the request does not say: 5, or fewer if the limit is lower."""
+    return min(DEFAULT_NUM_RESULTS, settings.max_num_results)
+
+
 def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
     """Parse and check a request body; raises :class:`BadRequest`."""
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise BadRequest(f"body is not usable JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("body is not usable JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object like {\"search\": \"...\"}")
     unknown = sorted(set(body) - {"search", "num_results", "top_k", "timeout_ms", "cache"})
@@ -47,6 +58,10 @@ def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
     search = search.strip()
     if not search:
         raise BadRequest('"search" must not be empty')
+    try:
+        search.encode("utf-8")
+    except UnicodeEncodeError:  # JSON allows "\ud800"; Redis keys and the tokenizer do not
+        raise BadRequest('"search" holds an unpaired surrogate escape, not Unicode text') from None
     if len(search) > settings.max_question_chars:
         raise BadRequest(f'"search" is longer than {settings.max_question_chars} characters')
     cache = body.get("cache", True)
@@ -55,7 +70,9 @@ def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
     return QueryRequest(
         cache=cache,
         search=search,
-        num_results=_int_field(body, "num_results", 5, 1, settings.max_num_results),
-        top_k=_int_field(body, "top_k", settings.top_k, 1, 50),
-        timeout_ms=_int_field(body, "timeout_ms", settings.deadline_ms, 1, 120_000),
+        num_results=_int_field(body, "num_results", default_num_results(settings), 1,
+                               settings.max_num_results),
+        top_k=_int_field(body, "top_k", settings.top_k, 1, settings.max_top_k),
+        timeout_ms=_int_field(body, "timeout_ms", settings.deadline_ms, 1,
+                              settings.max_timeout_ms),
     )

@@ -41,3 +41,16 @@ class LoadError(Exception):
             f"{where}: {self.message} ({self.loaded} documents, "
             f"{self.passages_loaded} passages loaded before {before})"
         )
+
+
+def json_kind(value: object) -> str:
+    """How a JSON value's type is called in an error message ("a number", "null", ...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "an empty string" if not value.strip() else "a string"
+    return "an array" if isinstance(value, list) else "an object"

@@ -10,6 +10,7 @@ from loaders.documents import Document, LoadError
 from loaders.jsonl import read_jsonl
 from loaders.plaintext import read_text
 from loaders.squad import read_squad
+from qasearch.settings import Settings
 
 FORMATS = ("jsonl", "squad", "cord19", "text")
 
@@ -31,9 +32,12 @@ def guess_format(path: Path) -> str:
 
 
 def read_documents(
-    path: str | Path, fmt: str | None = None, metadata: str | Path | None = None
+    path: str | Path, fmt: str | None = None, metadata: str | Path | None = None,
+    settings: Settings | None = None,
 ) -> Iterator[Document]:
-    """Documents of ``path`` in format ``fmt`` (guessed from the path when None)."""
+    """Documents of ``path`` in format ``fmt`` (guessed from the path when None); records
+    and whole files are bounded by ``settings.max_record_bytes`` / ``max_file_bytes``."""
+    settings = settings or Settings()
     path = Path(path)
     if not path.exists():
         raise LoadError(str(path), "", "no such file or folder")
@@ -43,7 +47,11 @@ def read_documents(
     if fmt == "cord19":
         if not path.is_dir():
             raise LoadError(str(path), "", "cord19 expects a folder of document JSON files")
-        return read_cord19(path, Path(metadata) if metadata else None)
+        return read_cord19(path, Path(metadata) if metadata else None, settings)
     if fmt in ("jsonl", "squad") and path.is_dir():
         raise LoadError(str(path), "", f"{fmt} expects a file, not a folder")
-    return {"jsonl": read_jsonl, "squad": read_squad, "text": read_text}[fmt](path)
+    if fmt == "jsonl":
+        return read_jsonl(path, settings.max_record_bytes)
+    if fmt == "squad":
+        return read_squad(path, settings.max_file_bytes)
+    return read_text(path, settings.max_file_bytes)

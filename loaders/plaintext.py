@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+from loaders import rawinput
 from loaders.documents import Document, LoadError
+from qasearch.settings import Settings
+
+MAX_FILE_BYTES = Settings().max_file_bytes
 
 
 def _doc_id(file: Path, root: Path) -> str:
@@ -18,19 +22,13 @@ def _doc_id(file: Path, root: Path) -> str:
     return file.relative_to(root).with_suffix("").as_posix()
 
 
-def read_text(path: Path) -> Iterator[Document]:
+def read_text(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Iterator[Document]:
     root = Path(path)
     files = [root] if root.is_file() else sorted(root.rglob("*.txt"))
     if not files:
         raise LoadError(str(path), "", "no .txt files here")
     for file in files:
-        try:
-            text = file.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise LoadError(str(file), "", f"cannot read: {exc.strerror}") from None
-        except UnicodeDecodeError as exc:
-            where, why = f"byte {exc.start}", f"not valid UTF-8 ({exc.reason})"
-            raise LoadError(str(file), where, why) from None
+        text = rawinput.read_whole(file, max_file_bytes)
         if not text.strip():
             continue
         title = text.strip().splitlines()[0].strip()

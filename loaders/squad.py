@@ -12,21 +12,29 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from loaders.documents import Document, LoadError
+from loaders import rawinput
+from loaders.documents import Document, LoadError, json_kind
+from qasearch.settings import Settings
+
+MAX_FILE_BYTES = Settings().max_file_bytes
 
 
-def _parse(path: Path) -> object:
+def _parse(path: Path, max_file_bytes: int) -> object:
+    text = rawinput.read_whole(Path(path), max_file_bytes)
     try:
-        return json.loads(Path(path).read_bytes().decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise LoadError(str(path), f"byte {exc.start}", f"not valid UTF-8 ({exc.reason})") from None
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"
         raise LoadError(str(path), where, f"invalid JSON: {exc.msg}") from None
 
 
-def read_squad(path: Path) -> Iterator[Document]:
-    data = _parse(path)
+def read_squad(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Iterator[Document]:
+    """The file's documents; the whole file is checked before the first one is yielded, so
+    a malformed SQuAD file loads nothing at all."""
+    return iter(list(_documents(path, _parse(path, max_file_bytes))))
+
+
+def _documents(path: Path, data: object) -> Iterator[Document]:
     articles = data.get("data") if isinstance(data, dict) else None
     if not isinstance(articles, list):
         raise LoadError(str(path), "", 'not SQuAD JSON: expected {"data": [...]}')
@@ -35,18 +43,24 @@ def read_squad(path: Path) -> Iterator[Document]:
     for a, article in enumerate(articles):
         where = f"record data[{a}]"
         if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
-            raise LoadError(str(path), where, 'expected an object with "paragraphs": [...]')
+            got = json_kind(article.get("paragraphs") if isinstance(article, dict) else article)
+            raise LoadError(str(path), where,
+                            f'expected an object with "paragraphs": [...], got {got}')
         title = article.get("title", "")
         if not isinstance(title, str):
-            raise LoadError(str(path), where, '"title" must be a string')
+            raise LoadError(str(path), where, f'"title" must be a string, got {json_kind(title)}')
         name = title or "untitled"
         first = next_index.get(name, 0)
         next_index[name] = first + len(article["paragraphs"])
         for p, paragraph in enumerate(article["paragraphs"]):
-            context = paragraph.get("context") if isinstance(paragraph, dict) else None
+            if not isinstance(paragraph, dict):
+                raise LoadError(str(path), f"{where}.paragraphs[{p}]",
+                                f'expected an object with "context", got {json_kind(paragraph)}')
+            context = paragraph.get("context")
             if not isinstance(context, str) or not context.strip():
                 raise LoadError(
-                    str(path), f"{where}.paragraphs[{p}]", '"context" must be a non-empty string'
+                    str(path), f"{where}.paragraphs[{p}]",
+                    f'"context" must be a non-empty string, got {json_kind(context)}',
                 )
             if context in seen:
                 continue

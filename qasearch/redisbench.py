@@ -87,12 +87,12 @@ def run_redis_benchmark(command: list[str], env: dict[str, str] | None = None) -
     return float(found[-1])
 
 
-def cached_latency(url: str, question: str, queries: int) -> list[float]:
-    post_query(url, question)  # make sure it is cached
+def cached_latency(url: str, question: str, queries: int, api_key: str = "") -> list[float]:
+    post_query(url, question, api_key=api_key)  # make sure it is cached
     timings = []
     for _ in range(queries):
         started = time.perf_counter()
-        reply = post_query(url, question)
+        reply = post_query(url, question, api_key=api_key)
         timings.append((time.perf_counter() - started) * 1000.0)
         if not reply.get("cached"):
             raise RuntimeError("the repeated /qasearch was not served from the cache")
@@ -103,7 +103,7 @@ def measure(
     settings: Settings, url: str, question: str, requests: int = 100_000, clients: int = 50,
     cached_queries: int = 200,
 ) -> RedisBenchReport:
-    reply = post_query(url, question)
+    reply = post_query(url, question, api_key=settings.api_key)
     if not reply["results"]:
         raise RuntimeError(f"no answer to {question!r}; is the corpus loaded?")
     key = reply["results"][0]["answerkey"]
@@ -122,7 +122,7 @@ def measure(
     plain_cmd = benchmark_command(settings, owner.port, plain, requests, clients, password)
     answer_rps = run_redis_benchmark(answer_cmd)
     plain_rps = run_redis_benchmark(plain_cmd)
-    timings = cached_latency(url, question, cached_queries)
+    timings = cached_latency(url, question, cached_queries, settings.api_key)
     return RedisBenchReport(
         answer_key=key, port=owner.port,
         command=printable(benchmark_command(settings, owner.port, key, requests, clients)),

@@ -65,15 +65,15 @@ class Settings:
     max_num_results: int = 100
     max_question_chars: int = 1000
     max_inflight: int = 64
+    max_body_bytes: int = 64 * 1024  # larger request bodies get 413
+    max_top_k: int = 50
+    max_timeout_ms: int = 120_000
+    api_key: str = field(default="", repr=False)  # env only; "" = no key required
     # --- metrics (Prometheus) ---------------------------------------------------
     metrics_host: str = "127.0.0.1"  # where each worker's /metrics listens
     worker_metrics_port: int = 0  # 0: kernel's pick; else this + (node port - base_port)
     metrics_advertise_host: str = ""  # host Prometheus scrapes; "" = metrics_host/api_host
     metrics_scrape_interval_s: float = 5.0  # in configs written by `qasearch prometheus-config`
-    max_body_bytes: int = 64 * 1024  # larger request bodies get 413
-    max_top_k: int = 50
-    max_timeout_ms: int = 120_000
-    api_key: str = field(default="", repr=False)  # env only; "" = no key required
     # --- process bookkeeping --------------------------------------------------
     run_dir: str = str(_repo_root() / "var" / "run")
 

@@ -39,4 +39,5 @@ def cluster(tmp_path_factory):
         localcluster.down(settings, purge=True)
 
 
+from tests.guarded import guarded  # noqa: E402,F401  (keyed gateway on it)
 from tests.system import system  # noqa: E402,F401  (the running-system fixture)

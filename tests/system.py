@@ -73,10 +73,14 @@ def system(cluster, tmp_path_factory):
     try:
         yield settings
     finally:
-        subprocess.run([sys.executable, "-m", "qasearch", "serve", "--stop"],
-                       env={**os.environ, **to_environ(settings)}, check=False)
-        subprocess.run([sys.executable, "-m", "qasearch", "workers", "stop"],
-                       env={**os.environ, **to_environ(settings)}, check=False)
+        teardown(settings, "serve", "--stop")
+        teardown(settings, "workers", "stop")
+
+
+def teardown(settings, *args: str) -> None:
+    """``qasearch ARGS`` when a fixture ends: reports nothing, fails nothing."""
+    subprocess.run([sys.executable, "-m", "qasearch", *args],
+                   env={**os.environ, **to_environ(settings)}, check=False)
 
 
 def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):

@@ -7,10 +7,10 @@ import random
 
 import pytest
 
-from loaders import jsonl
 from loaders.documents import LoadError
 from loaders.formats import guess_format, read_documents
 from loaders.splitter import default_tokenizer, split_document
+from qasearch.settings import Settings
 
 TOKENIZER = default_tokenizer()
 
@@ -60,11 +60,13 @@ def test_squad_contexts_become_documents_and_errors_name_the_record(tmp_path):
     ]}
     path = tmp_path / "s.json"
     path.write_text(json.dumps(squad))
-    docs = read_documents(path)
-    assert [(d.doc_id, d.text) for d in (next(docs), next(docs))] == [("T#0", "first"),
-                                                                      ("T#1", "second")]
+    # the whole file is checked first: a malformed SQuAD file yields nothing at all
     with pytest.raises(LoadError, match=r"data\[1\]\.paragraphs\[0\].*context"):
-        next(docs)
+        read_documents(path)
+    squad["data"].pop()
+    path.write_text(json.dumps(squad))
+    assert [(d.doc_id, d.text) for d in read_documents(path)] == [("T#0", "first"),
+                                                                  ("T#1", "second")]
 
 
 def test_truncated_squad_is_refused(tmp_path):
@@ -150,11 +152,10 @@ def test_a_single_huge_word_is_cut_between_tokens():
 # --- more readers ---------------------------------------------------------------
 
 
-def test_jsonl_line_over_the_cap_is_an_error_not_a_crash(tmp_path, monkeypatch):
-    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 100)
+def test_jsonl_line_over_the_cap_is_an_error_not_a_crash(tmp_path):
     good = json.dumps({"id": "ok", "text": "fine"}).encode()
     path = _jsonl(tmp_path, [good, json.dumps({"id": "big", "text": "x" * 500}).encode(), good])
-    docs = read_documents(path)
+    docs = read_documents(path, settings=Settings(max_record_bytes=100))
     assert next(docs).doc_id == "ok"
     with pytest.raises(LoadError, match="longer than 100 bytes") as info:
         next(docs)

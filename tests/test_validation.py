@@ -31,6 +31,11 @@ def test_defaults_and_trimming():
         (b'{"search": "x", "num_results": true}', '"num_results" must be an integer'),
         (b'{"search": "x", "top_k": 0}', '"top_k" must be between'),
         (b'{"search": "x", "colour": "red"}', "unknown field"),
+        (b'{"search": "why \\ud800?"}', "unpaired surrogate"),
+        (b'{"search": "x", "top_k": ' + b"9" * 5000 + b"}", "not usable JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"search": "x", "timeout_ms": 120001}', '"timeout_ms" must be between 1 and 120000'),
+        (b'{"search": "x", "top_k": 51}', '"top_k" must be between 1 and 50'),
     ],
 )
 def test_bad_requests_say_what_is_wrong(body, message):

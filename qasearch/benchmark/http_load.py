@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from qasearch.apiclient import json_headers
 from qasearch.benchmark.timing import Summary
 
 
@@ -36,8 +37,10 @@ class Reply:
 class QueryClient:
     """Posts questions to the gateway with caching off (when the gateway knows the flag)."""
 
-    def __init__(self, url: str, num_results: int = 5, timeout_s: float = 120.0) -> None:
+    def __init__(self, url: str, num_results: int = 5, timeout_s: float = 120.0,
+                 api_key: str = "") -> None:
         self.url = url
+        self.headers = json_headers(api_key)
         self.num_results = num_results
         self.timeout_s = timeout_s
         self.send_cache_flag = True
@@ -47,7 +50,7 @@ class QueryClient:
     def _post(self, body: dict) -> tuple[int, dict]:
         req = urllib.request.Request(
             self.url, data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"}, method="POST",
+            headers=self.headers, method="POST",
         )
         try:
             with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:

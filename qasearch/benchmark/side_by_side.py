@@ -73,7 +73,8 @@ class BenchConfig:
 
 def settings_dict(settings: Settings) -> dict:
     found = dataclasses.asdict(settings)
-    found.pop("redis_password", None)
+    for secret in (f.name for f in dataclasses.fields(Settings) if not f.repr):
+        found.pop(secret, None)  # the Redis password, the API key
     return found
 
 
@@ -335,7 +336,8 @@ class SideBySide:
         if not self.manifest.get("trained"):
             self.results["model"]["warning"] = (
                 "UNTRAINED QA head: the answers are meaningless; only speed counts here")
-        client = http_load.QueryClient(self.url, cfg.num_results)
+        client = http_load.QueryClient(self.url, cfg.num_results,
+                                       api_key=self.settings.api_key)
         warm = self.run_system(client)
         if cfg.redis_bench:
             self.run_redis_bench()

@@ -8,6 +8,7 @@ import urllib.error
 import urllib.request
 
 from qasearch import gateway
+from qasearch.apiclient import json_headers
 from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 
@@ -17,7 +18,7 @@ def _ask(args: argparse.Namespace) -> int:
     body = json.dumps({"search": args.question, "num_results": args.num_results}).encode()
     req = urllib.request.Request(
         gateway.url(settings, "/qasearch"), data=body,
-        headers={"Content-Type": "application/json"}, method="POST",
+        headers=json_headers(settings.api_key), method="POST",
     )
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
@@ -44,7 +45,8 @@ def _ask(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ask", help="ask the running gateway a question",
-        description="POST a question to the gateway and print the ranked answers.",
+        description="POST a question to the gateway and print the ranked answers "
+                    "(with the X-API-Key header when QASEARCH_API_KEY is set).",
     )
     parser.add_argument("question")
     parser.add_argument("-n", "--num-results", type=int, default=5)

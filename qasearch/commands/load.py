@@ -32,7 +32,7 @@ def _load(args: argparse.Namespace) -> int:
         bar.set_postfix(passages=passages)
 
     try:
-        documents = read_documents(args.path, args.format, args.metadata)
+        documents = read_documents(args.path, args.format, args.metadata, settings)
         client = cluster_client(settings)
     except LoadError as exc:
         bar.close()

@@ -1,0 +1,71 @@
+"""Checks every request passes before a route runs: the optional API key and the body size.
+
+* API key: when ``settings.api_key`` is set (``QASEARCH_API_KEY``, never a default),
+  every route but the operational ones in :data:`PUBLIC_PATHS` wants it, in the
+  ``X-API-Key`` header or as ``Authorization: Bearer <key>``; without it the answer
+  is 401 JSON. The comparison is :func:`hmac.compare_digest`, so its time does not
+  depend on how much of a guess was right.
+* Body size: Flask's ``MAX_CONTENT_LENGTH`` is ``settings.max_body_bytes``; a larger
+  body (declared, or streamed past the limit) is refused with 413 JSON before it is
+  read into memory.
+
+Health, readiness, metrics and the API description stay open: they carry no corpus
+data, and probes and Prometheus scrapers should not need the key.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from qasearch.apiclient import API_KEY_HEADER
+from qasearch.settings import Settings
+
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+
+
+def presented_key() -> str | None:
+    """The key the client sent, from ``X-API-Key`` or ``Authorization: Bearer``."""
+    key = request.headers.get(API_KEY_HEADER)
+    if key is not None:
+        return key
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    return credentials.strip() if scheme.lower() == "bearer" else None
+
+
+def key_matches(presented: str | None, expected: str) -> bool:
+    """Constant-time comparison of the presented key with the configured one."""
+    if presented is None:
+        return False
+    return hmac.compare_digest(presented.encode("utf-8", "surrogateescape"),
+                               expected.encode("utf-8"))
+
+
+def _json_error(status: int, message: str) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def install(app: Flask, settings: Settings) -> None:
+    """Register the API-key check and the body limit (with JSON errors) on ``app``."""
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+
+    if settings.api_key:
+        @app.before_request
+        def require_api_key() -> tuple[Response, int] | None:
+            if request.path in PUBLIC_PATHS or key_matches(presented_key(), settings.api_key):
+                return None
+            response, status = _json_error(
+                401, f"missing or wrong API key: send it in the {API_KEY_HEADER} header")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="qasearch"'
+            return response, status
+
+    @app.errorhandler(413)
+    def too_large(_exc: Exception) -> tuple[Response, int]:
+        return _json_error(413, f"request body larger than {settings.max_body_bytes} bytes")
+
+    @app.errorhandler(HTTPException)
+    def other_http_error(exc: HTTPException) -> tuple[Response, int]:
+        # Werkzeug's own refusals (malformed requests, ...) as JSON like every other error.
+        return _json_error(exc.code or 500, exc.description or exc.name)

@@ -1,0 +1,170 @@
+"""The gateway's OpenAPI 3.0 description, served at ``GET /openapi.json``.
+
+Written by hand to say exactly what the routes in :mod:`api.app` accept and answer
+(tests/test_openapi.py runs schemathesis against the real gunicorn gateway to keep
+it so). Limits come from the running gateway's settings, so the document states the
+bounds this gateway enforces. ``/metrics`` is described when the app has that route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, jsonify
+
+from api.validation import default_num_results
+from qasearch.apiclient import API_KEY_HEADER
+from qasearch.settings import Settings
+
+ROUTE = "/openapi.json"
+JSON = "application/json"
+
+
+def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
+    response: dict[str, Any] = {"description": description,
+                                "content": {JSON: {"schema": schema}}}
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _object(properties: dict, required: list[str] | None = None) -> dict:
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            "required": required if required is not None else sorted(properties)}
+
+
+def _schemas(settings: Settings) -> dict:
+    string, integer, number = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+    strings = {"type": "array", "items": string}
+    return {
+        "Error": _object({"error": {**string, "description": "what is wrong"}}),
+        "QueryRequest": _object({
+            "search": {**string, "minLength": 1, "maxLength": settings.max_question_chars,
+                       "pattern": r"\S", "description": "the question (trimmed; not blank)"},
+            "num_results": {**integer, "minimum": 1, "maximum": settings.max_num_results,
+                            "default": default_num_results(settings)},
+            "top_k": {**integer, "minimum": 1, "maximum": settings.max_top_k,
+                      "default": settings.top_k, "description": "passages read per partition"},
+            "timeout_ms": {**integer, "minimum": 1, "maximum": settings.max_timeout_ms,
+                           "default": settings.deadline_ms,
+                           "description": "deadline of the whole request"},
+            "cache": {"type": "boolean", "default": True,
+                      "description": "false bypasses the answer and response caches"},
+        }, required=["search"]),
+        "Answer": _object({
+            "answer": {**string, "description": "sentence[start:end]"},
+            "score": number, "start": {**integer, "minimum": 0},
+            "end": {**integer, "minimum": 0}, "sentence": string, "sentencekey": string,
+            "title": string, "doc_id": string, "partition": string, "similarity": number,
+            "answerkey": {**string, "description": "the answer's cache key in Redis"},
+        }),
+        "FailedShard": _object({
+            "node": string, "reason": string,
+            "partitions": {**strings, "description": "partitions whose answers are missing"},
+        }),
+        "QueryResponse": _object({
+            "search": string,
+            "results": {"type": "array", "items": _ref("Answer")},
+            "took_ms": {**number, "minimum": 0},
+            "shards": _object({
+                "total": {**integer, "minimum": 0}, "answered": {**integer, "minimum": 0},
+                "failed": {"type": "array", "items": _ref("FailedShard")},
+                "partitions": _object({
+                    "total": {**integer, "minimum": 0}, "answered": {**integer, "minimum": 0},
+                    "missing": {**strings, "description": "partitions no shard covered"},
+                }),
+            }, required=["total", "answered", "failed"]),
+            "model": _object({
+                "version": string, "trained": {"type": "boolean"},
+                "shard_versions": {**strings, "description": "present while shards disagree"},
+            }, required=["version", "trained"]),
+            "warning": {**string, "description": "present when the QA head is untrained"},
+            "cached": {"type": "boolean"},
+        }, required=["search", "results", "took_ms", "shards", "model", "cached"]),
+        "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
+        "Readiness": _object({
+            "ready": {"type": "boolean"}, "reasons": strings,
+            "nodes": {"type": "array", "items": _object({
+                "node": string, "partitions": strings,
+                "model": {**string, "nullable": True}, "ok": {"type": "boolean"},
+            })},
+        }, required=["ready", "reasons"]),
+    }
+
+
+def document(settings: Settings, with_metrics: bool = False) -> dict:
+    """The OpenAPI document for a gateway running with ``settings``."""
+    error = _ref("Error")
+    query: dict[str, Any] = {
+        "summary": "Answer a question from the corpus",
+        "description": "Fans the question out to every master's worker and merges their "
+                       "answers best first; shards that failed or missed the deadline are "
+                       "listed in shards.failed.",
+        "operationId": "qasearch",
+        "requestBody": {"required": True,
+                        "content": {JSON: {"schema": _ref("QueryRequest")}}},
+        "responses": {
+            "200": _json(_ref("QueryResponse"), "ranked answers"),
+            "400": _json(error, "the body is not a valid request (the message says why)"),
+            "413": _json(error, f"body larger than {settings.max_body_bytes} bytes"),
+            "503": _json(error, "overloaded (with Retry-After), no model, or cluster down",
+                         headers={"Retry-After": {"schema": {"type": "string"},
+                                                  "description": "when overloaded"}}),
+        },
+    }
+    if settings.api_key:
+        query["security"] = [{"ApiKey": []}, {"Bearer": []}]
+        query["responses"]["401"] = _json(error, "missing or wrong API key")
+    paths: dict[str, Any] = {
+        "/qasearch": {"post": query},
+        "/healthz": {"get": {
+            "summary": "The gateway process is up", "operationId": "healthz",
+            "responses": {"200": _json(_ref("Health"), "up")},
+        }},
+        "/readyz": {"get": {
+            "summary": "Every partition has a live, ready worker with a model",
+            "operationId": "readyz",
+            "responses": {"200": _json(_ref("Readiness"), "ready"),
+                          "503": _json(_ref("Readiness"), "not ready, with the reasons")},
+        }},
+        ROUTE: {"get": {
+            "summary": "This document", "operationId": "openapi",
+            "responses": {"200": _json({"type": "object"}, "OpenAPI 3.0 document")},
+        }},
+    }
+    if with_metrics:
+        paths["/metrics"] = {"get": {
+            "summary": "Prometheus metrics (text exposition format)", "operationId": "metrics",
+            "responses": {"200": {"description": "metrics",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "qasearch gateway", "version": "1",
+                 "description": "Extractive question answering served from a Redis Cluster."},
+        "paths": paths,
+        "components": {
+            "schemas": _schemas(settings),
+            "securitySchemes": {
+                "ApiKey": {"type": "apiKey", "in": "header", "name": API_KEY_HEADER},
+                "Bearer": {"type": "http", "scheme": "bearer"},
+            },
+        },
+    }
+
+
+def register(app: Flask, settings: Settings) -> None:
+    """Serve :func:`document` at ``GET /openapi.json`` (built once, at the first request,
+    when every route is known)."""
+    built: list[dict] = []
+
+    @app.get(ROUTE)
+    def openapi_json() -> tuple[Response, int]:
+        if not built:
+            routes = {rule.rule for rule in app.url_map.iter_rules()}
+            built.append(document(settings, with_metrics="/metrics" in routes))
+        return jsonify(built[0]), 200
