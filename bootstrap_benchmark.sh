@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The main job: install, start a Redis Cluster on loopback, push the QA model,
 # load the sample corpus, start the shard workers and the gateway, show one real
-# query, measure latency, and leave everything running.
+# query, benchmark it beside its floor and a HF pipeline, run chaos events under
+# traffic, write one report (results/<time>/report.md), and leave everything running.
 #
 #   ./bootstrap_benchmark.sh          set up, start, load, benchmark, report
 #   ./bootstrap_benchmark.sh stop     stop every process this script started
 #
 # Environment: QASEARCH_READER (extractive-QA checkpoint, hub id or folder;
-# default distilbert-base-cased-distilled-squad), QASEARCH_BENCH_QUERIES (60),
+# default distilbert-base-cased-distilled-squad), QASEARCH_BENCH_QUERIES (30),
 # and every QASEARCH_* setting (see README.md).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -68,11 +69,19 @@ step "one real query"
 echo "curl -s -X POST http://127.0.0.1:$port/qasearch -H 'Content-Type: application/json' \\"
 echo "     -d '{\"search\": \"$question\", \"num_results\": 3}'"
 curl -s -X POST "http://127.0.0.1:$port/qasearch" -H 'Content-Type: application/json' \
+    ${QASEARCH_API_KEY:+-H "X-API-Key: $QASEARCH_API_KEY"} \
     -d "{\"search\": \"$question\", \"num_results\": 3}" | python -m json.tool
 
 results="results/$(date +%Y%m%d-%H%M%S)"
 step "benchmark: /qasearch (caches off) beside its floor and a HF pipeline, and the answer cache"
 qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-30}" --output "$results"
+
+step "chaos: a worker and a master killed with kill -9 and a model pushed, each under steady queries"
+qasearch chaos --events worker-kill,model-push,master-kill --json "$results/chaos.json"
+
+step "report: performance, answer cache and chaos in one folder"
+qasearch bench --report "$results"
+echo "open $results/report.md (plots beside it)"
 
 elapsed=$(python -c "import time; print(f'{time.time() - $started:.1f}')")
 step "done in ${elapsed}s; everything is still running"
