@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from qasearch import credentials, localcluster, workers
 from qasearch.settings import Settings, to_environ
@@ -24,7 +26,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _plain(port: int, **auth: str) -> redis.Redis:
-    return redis.Redis(host=HOST, port=port, socket_timeout=5, **auth)
+    # No retries: redis-py retries a refused AUTH (a ConnectionError) with backoff.
+    return redis.Redis(host=HOST, port=port, socket_timeout=5, retry=Retry(NoBackoff(), 0),
+                       **auth)
 
 
 # --------------------------------------------------------------------------- Redis ACL

@@ -31,7 +31,10 @@ def _serve(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "serve", help="run the HTTP gateway (POST /qasearch) under gunicorn",
-        description="Run the Flask gateway under gunicorn. Binds to loopback unless told so.",
+        description="Run the Flask gateway under gunicorn. Binds to loopback unless told so. "
+                    "With QASEARCH_API_KEY set, POST /qasearch wants that key in the X-API-Key "
+                    "header (or Authorization: Bearer); the description of every route is at "
+                    "GET /openapi.json.",
     )
     parser.add_argument("--host", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (default 8080)")
