@@ -56,7 +56,8 @@ def test_every_answer_is_its_passage_slice_and_the_head_is_flagged_untrained(sys
     assert status == 200, body
     assert body["results"], body
     assert body["model"]["trained"] is False and "untrained" in body["warning"]
-    assert body["shards"] == {"total": 3, "answered": 3, "failed": []}
+    assert body["shards"] == {"total": 3, "answered": 3, "failed": [],
+                              "partitions": {"total": 24, "answered": 24, "missing": []}}
     assert body["took_ms"] > 0
     scores = [r["score"] for r in body["results"]]
     assert scores == sorted(scores, reverse=True)
