@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from tokenizers import Tokenizer
 
 from loaders.documents import Document, LoadError
@@ -39,6 +39,16 @@ BATCH_DOCUMENTS = 64
 INGEST_MAXLEN = 1_000_000  # approximate trimming; a worker also reconciles from the index on start
 
 Batch = dict[str, list[tuple[Document, list[Passage]]]]
+
+
+class LoadInterrupted(RuntimeError):
+    """The cluster failed in the middle of a load: ``documents`` documents and ``passages``
+    passages were written (each document whole) before ``cause``; none after it."""
+
+    def __init__(self, cause: Exception, documents: int, passages: int) -> None:
+        super().__init__(f"{cause} ({documents} documents, {passages} passages written "
+                         "before it)")
+        self.cause, self.documents, self.passages = cause, documents, passages
 
 
 @dataclass
@@ -137,7 +147,8 @@ def write_documents(
     and write them; ``on_progress(documents, passages)`` is called after every batch.
 
     On a :class:`LoadError` from the reader the documents read before it are written,
-    the error is given the counts (``loaded``, ``passages_loaded``) and raised again.
+    the error is given the counts (``loaded``, ``passages_loaded``) and raised again. A
+    cluster error while writing becomes :class:`LoadInterrupted` with what was written.
     """
     started = time.perf_counter()
     summary = LoadSummary()
@@ -175,17 +186,22 @@ def write_documents(
         flush()
         finished = True
     except LoadError as exc:
-        flush()
+        try:
+            flush()
+        except (RedisError, RedisClusterException) as cause:
+            raise LoadInterrupted(cause, summary.documents, summary.passages) from exc
         exc.loaded, exc.passages_loaded = summary.documents, summary.passages
         raise
+    except (RedisError, RedisClusterException) as cause:
+        raise LoadInterrupted(cause, summary.documents, summary.passages) from cause
     finally:
         summary.seconds = time.perf_counter() - started
         if summary.written or summary.deleted:
             try:
                 _bump_version(client)
-            except RedisError:
-                if finished:
-                    raise
+            except RedisError as cause:
+                if finished:  # all written, but cached responses may not know it yet
+                    raise LoadInterrupted(cause, summary.documents, summary.passages) from cause
                 # else the load's own error is the one to report
     return summary
 

@@ -9,17 +9,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
+import re
+import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
+from redis.crc import key_slot
 
-from qasearch import keys
+from qasearch import keys, localcluster
 from qasearch.cli import main
-from qasearch.partitions import partition_for_doc, partition_tag
+from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
 from qasearch.settings import to_environ
-from qasearch.topology import cluster_client
+from qasearch.topology import cluster_client, masters, node_client
+from tests.conftest import start_cluster
 
 
 def _line(doc_id: str, text: str = "A short passage about tides and the moon.") -> bytes:
@@ -174,3 +180,44 @@ def test_a_utf8_byte_order_mark_is_accepted(cluster, tmp_path, monkeypatch, caps
     code, out, error = _load(cluster, monkeypatch, capsys, str(path))
     assert code == 0, error
     assert "loaded 1 documents" in out
+
+
+def test_a_master_lost_mid_load_is_reported_with_exactly_what_was_written(
+    tmp_path, monkeypatch, capsys
+):
+    settings = start_cluster(tmp_path, masters=3, replicas=0)
+    try:
+        found = masters(settings)
+        meta_slot = key_slot(keys.CORPUS_META.encode())
+        victim = next(m for m in found if not in_ranges(meta_slot, m.ranges))
+        spec = next(s for s in localcluster.layout(settings) if s.port == victim.port)
+        os.kill(localcluster.node_pid(spec), signal.SIGTERM)  # a node this test started
+        deadline = time.monotonic() + 30
+        while localcluster.node_pid(spec) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        def on_victim(doc_id: str) -> bool:
+            tag = partition_tag(partition_for_doc(doc_id, 3 * settings.partitions_per_master))
+            return in_ranges(slot_of_tag(tag), victim.ranges)
+
+        # documents of live masters first: their partitions are written before the failure
+        ids = sorted((f"lost-{i}" for i in range(40)), key=on_victim)
+        path = tmp_path / "c.jsonl"
+        path.write_bytes(b"".join(_line(i) + b"\n" for i in ids))
+        code, _, error = _load(settings, monkeypatch, capsys, str(path))
+        assert code == 2 and f"cluster error while loading {path}" in error, error
+        written = re.search(r"\((\d+) documents, (\d+) passages written before it\)", error)
+        assert written, error
+        client = cluster_client(settings)
+        partitions = int(client.hget(keys.CORPUS_META, "partitions"))
+        client.close()
+        stored = 0
+        for doc_id in ids:
+            tag = partition_tag(partition_for_doc(doc_id, partitions))
+            owner = next(m for m in found if in_ranges(slot_of_tag(tag), m.ranges))
+            if owner.port != victim.port:
+                node = node_client(owner.host, owner.port, settings)
+                stored += node.exists(keys.document(tag, doc_id))
+                node.close()
+        assert 0 < stored == int(written.group(1)) < len(ids)
+    finally:
+        localcluster.down(settings, purge=True)

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from loaders.documents import LoadError
 from loaders.formats import FORMATS, read_documents
 from loaders.splitter import default_tokenizer
-from loaders.writer import write_documents
+from loaders.writer import LoadInterrupted, write_documents
 from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 from qasearch.topology import cluster_client
@@ -44,10 +44,14 @@ def _load(args: argparse.Namespace) -> int:
         summary = write_documents(client, settings, documents, default_tokenizer(), progress)
     except LoadError as exc:
         raise CommandError(exc.report()) from None
+    except LoadInterrupted as exc:
+        raise CommandError(
+            f"cluster error while loading {args.path}: {exc} (loading again is safe: "
+            "documents already written are skipped)"
+        ) from None
     except (RedisError, RedisClusterException) as exc:
         raise CommandError(
-            f"cluster error while loading: {exc} (loading again is safe: "
-            "documents already written are skipped)"
+            f"cluster error while loading: {exc} (nothing written; loading again is safe)"
         ) from None
     finally:
         bar.close()
