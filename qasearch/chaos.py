@@ -74,6 +74,7 @@ class EventReport:
     event_s: float = 0.0  # how long the event's own action took
     missing: list[str] = field(default_factory=list)
     note: str = ""
+    event_ok: bool = True  # False: the event's own action failed (see note)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -303,11 +304,11 @@ def run_event(settings: Settings, event: str, seconds: float, concurrency: int =
     while traffic.count() < concurrency and time.monotonic() < warmup_deadline:
         time.sleep(0.05)  # a few answers before the event: the baseline is whole
     started = time.monotonic()
-    note = ""
+    note, event_ok = "", True
     try:
         note = ACTIONS[event](settings)
     except (ChaosError, localcluster.ClusterError, modelpkg.ModelPackageError) as exc:
-        note = f"event failed: {exc}"
+        note, event_ok = f"event failed: {exc}", False
     event_s = time.monotonic() - started
     end = max(t0 + seconds, time.monotonic() + SETTLE_S)
     give_up = time.monotonic() + max(seconds, RECOVERY_WAIT_S)
@@ -320,7 +321,7 @@ def run_event(settings: Settings, event: str, seconds: float, concurrency: int =
         time.sleep(0.05)
     traffic.stop()
     rep = report(event, list(traffic.outcomes), started, event_s)
-    rep.note = note
+    rep.note, rep.event_ok = note, event_ok
     return rep
 
 

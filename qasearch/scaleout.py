@@ -238,9 +238,8 @@ def add_node(settings: Settings, replicas: int = 1, timeout: float = 60.0,
     finally:
         for node in nodes.values():
             node.client.close()
+    result.status = _converged(settings, layout, timeout)
     result.seconds = time.monotonic() - t0
-    result.status = localcluster.status(settings)
-    _check(result.status, layout)
     return result
 
 
@@ -276,6 +275,21 @@ def _rebalance(settings: Settings, layout: Plan, owner: list[str], nodes: dict[s
 def _loaded(state: dict[str, str]) -> list[str]:
     """Partitions a worker heartbeat reports in memory: owned ones and warm (importing)."""
     return (state.get("warm", "") + "," + state.get("partitions", "")).split(",")
+
+
+def _converged(settings: Settings, layout: Plan, timeout: float) -> localcluster.ClusterStatus:
+    """The cluster's status once every node reports the planned ranges. Masters were
+    told directly; replicas (``status`` may read a replica's view) learn by gossip."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status = localcluster.status(settings)
+        try:
+            _check(status, layout)
+            return status
+        except ScaleOutError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(POLL_S)
 
 
 def _check(status: localcluster.ClusterStatus, layout: Plan) -> None:

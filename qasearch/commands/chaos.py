@@ -51,8 +51,10 @@ def _run(args: argparse.Namespace) -> int:
     lost = sum(r.lost for r in reports)
     if lost:
         print(f"LOST {lost} request(s): they got no answer at all")
-        return 1
-    return 0
+    broken = [r.event for r in reports if not r.event_ok]
+    if broken:
+        print(f"event(s) that could not be run as asked: {', '.join(broken)}")
+    return 1 if lost or broken else 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -63,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "127.0.0.1 (caches off) and print per event: requests sent, answered "
                     "(complete), partial (missing partitions named), failed (HTTP error), "
                     "lost (no answer at all) and the recovery time. Events: "
-                    + ", ".join(chaos.EVENTS) + ". Exit code 1 if any request was lost.",
+                    + ", ".join(chaos.EVENTS)
+                    + ". Exit code 1 if any request was lost or an event could not be run.",
     )
     p.add_argument("--events", type=_events, default=["worker-kill", "model-push"],
                    help="comma-separated events, run in this order "
