@@ -220,7 +220,7 @@ def measure_size(size: int, settings: Settings, package, model, config: ScaleCon
             client.close()
         asked = [q.question for q in synthetic.questions(config.queries + config.warmup, size,
                                                           config.seed)]
-        query = http_load.QueryClient(system.url)
+        query = http_load.QueryClient(system.url, api_key=system.settings.api_key)
         for q in asked[: config.warmup]:
             query.ask(q)
         run = http_load.measure_latency(query, asked[config.warmup :] or asked,

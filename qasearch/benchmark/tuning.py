@@ -61,7 +61,7 @@ def candidates(base: Settings, config: TuneConfig) -> list[dict]:
 
 
 def _measure(system: ScratchSystem, questions: Sequence[str], config: TuneConfig) -> dict:
-    client = http_load.QueryClient(system.url)
+    client = http_load.QueryClient(system.url, api_key=system.settings.api_key)
     for q in questions[: config.warmup]:
         client.ask(q)
     asked = questions[config.warmup :] or questions
