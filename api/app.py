@@ -28,6 +28,11 @@ from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.settings import Settings, load_settings
 from qasearch.topology import cluster_client
 
+# Missing partitions are asked for again (no pause, then 0.5 s, 1 s, ...): a partition
+# that just switched nodes is served once the new owner's worker has seen the switch.
+COVERAGE_ATTEMPTS = 4
+COVERAGE_PAUSE_S = 0.5
+
 UNTRAINED_WARNING = (
     "the reader's QA head is untrained (offline MiniLM): spans are not real answers; "
     "push a trained extractive-QA checkpoint with `qasearch model push`"
@@ -151,20 +156,27 @@ def create_app(settings: Settings | None = None) -> Flask:
             embedder_id=model.embedder_id,
             targets=coverage.targets(fanout.masters(), partitions), partitions=partitions,
         )
-        _, missing = coverage.assign(replies, partitions)
-        left_ms = query.timeout_ms - (time.perf_counter() - started) * 1000.0
-        if missing and left_ms > 1:
-            # a partition switched nodes after the topology was read: ask its owner now
+        for attempt in range(COVERAGE_ATTEMPTS):
+            _, missing = coverage.assign(replies, partitions)
+            left_ms = query.timeout_ms - (time.perf_counter() - started) * 1000.0
+            if not missing or left_ms <= COVERAGE_PAUSE_S * 1000.0 * attempt + 1:
+                break
+            # A partition switched nodes after the topology was read: ask its owner now;
+            # if the owner has not taken it up yet (its worker sees a switch within a
+            # second), ask again a moment later, all within the request's deadline.
+            time.sleep(COVERAGE_PAUSE_S * attempt)
+            left_ms -= COVERAGE_PAUSE_S * 1000.0 * attempt
             fanout.refresh()
             failed = {r.node for r in replies if not r.ok}  # asked, could not answer
             again = [m for m in coverage.owners_of(fanout.masters(), missing)
                      if m.address not in failed]
-            if again:
-                replies = coverage.combine(replies, fanout.ask(
-                    query.search, vector, query.top_k, query.num_results, int(left_ms),
-                    use_cache=query.cache, embedder_id=model.embedder_id, targets=again,
-                    partitions=partitions,
-                ))
+            if not again:
+                break
+            replies = coverage.combine(replies, fanout.ask(
+                query.search, vector, query.top_k, query.num_results, int(left_ms),
+                use_cache=query.cache, embedder_id=model.embedder_id, targets=again,
+                partitions=partitions,
+            ))
         results, shards = merge(replies, query.num_results, partitions)
         versions = {
             r.payload["model"]["version"] for r in replies if r.ok and r.payload.get("model")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gears.asking import AskingPipeline, is_redirect
+from gears.asking import AskingPipeline, absent_here, is_redirect
 from gears.engine import AnswerEngine, ReadItem
 from gears.retrieval import PartitionIndex
 from gears.tensorize import reader_encoding
@@ -68,7 +68,8 @@ def answer_question(
     empties = engine.client.pipeline(transaction=False)
     for part in unloaded:  # no ASKING: a slot not (or no longer) ours must fail here
         empties.exists(keys.passage_index(partition_tag(part)))
-    empty = [p for p, n in zip(unloaded, empties.execute(raise_on_error=False)) if n == 0]
+    empty = [p for p, n in zip(unloaded, empties.execute(raise_on_error=False))
+             if n == 0 or absent_here(n)]
     pipe = AskingPipeline(engine.client)
     for part in parts:
         # one probe per partition: a partition without candidates may have left too
@@ -80,7 +81,8 @@ def answer_question(
     raw = pipe.execute(raise_on_error=False)
     lost: set[int] = set()
     for part, reply in zip(parts, raw[: len(parts)]):
-        _check(reply, part, lost)
+        if not absent_here(reply):  # an empty partition on its way out is still served here
+            _check(reply, part, lost)
     reads = raw[len(parts):]
     for i, cand in enumerate(candidates):
         _check(reads[2 * i], cand.partition, lost)

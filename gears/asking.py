@@ -15,10 +15,22 @@ drop that partition from what they report as served instead of failing.
 from __future__ import annotations
 
 import redis
-from redis.exceptions import AskError, ClusterDownError, TryAgainError
+from redis.exceptions import AskError, ClusterDownError, MovedError, TryAgainError
 
 # MovedError is a subclass of AskError; redis-py parses both from plain clients too.
 REDIRECTS = (AskError, TryAgainError, ClusterDownError)
+
+
+def absent_here(reply: object) -> bool:
+    """True for ``-ASK``: the slot is migrating away and the key is not on this node.
+
+    The mover copies a partition's keys (``MIGRATE COPY``) and deletes them only
+    after the switch, so while the slot is migrating a key the partition has is
+    still here; a probe answered ``-ASK`` means the partition has no such key on
+    this node at all (an empty partition), which this node still answers for.
+    ``-MOVED`` (the slot has switched) is not this.
+    """
+    return isinstance(reply, AskError) and not isinstance(reply, MovedError)
 
 
 def is_redirect(reply: object) -> bool:

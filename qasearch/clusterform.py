@@ -24,11 +24,9 @@ from dataclasses import dataclass
 
 import redis
 
-from qasearch.partitions import balanced_slot_ranges
+from qasearch.partitions import SLOTS, balanced_slot_ranges
 from qasearch.settings import Settings
 from qasearch.topology import node_client
-
-ALL_SLOTS = 16384
 
 
 class FormError(RuntimeError):
@@ -88,7 +86,7 @@ def form(
         for node, client in zip(nodes, clients):
             _wait(f"{node.address} to answer PING", timeout, lambda c=client: (c.ping(), "no PONG"))
         infos = [_info(c) for c in clients]
-        if all(int(i["cluster_slots_assigned"]) == ALL_SLOTS for i in infos):
+        if all(int(i["cluster_slots_assigned"]) == SLOTS for i in infos):
             formed_now = False
         elif all(int(i["cluster_known_nodes"]) == 1 and int(i["cluster_slots_assigned"]) == 0
                  for i in infos):

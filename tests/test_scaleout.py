@@ -98,11 +98,13 @@ def test_add_node_under_traffic_keeps_every_response_complete(tmp_path):
         assert sorted(result["partitions_per_master"].values()) == [6, 6, 6, 6]
 
         assert len(outcomes) > 5
-        for status, body in outcomes:
-            assert status == 200, body
-            assert body["shards"]["failed"] == [], body["shards"]
+        for i, (status, body) in enumerate(outcomes):
+            where = f"response {i} of {len(outcomes)} ({during} before add-node returned)"
+            assert status == 200, (where, body)
+            assert body["shards"]["failed"] == [], (where, body["shards"])
             cover = body["shards"]["partitions"]
-            assert cover == {"total": PARTITIONS, "answered": PARTITIONS, "missing": []}, cover
+            assert cover == {"total": PARTITIONS, "answered": PARTITIONS, "missing": []}, (
+                where, body["shards"])
             assert len({a["answerkey"] for a in body["results"]}) == len(body["results"])
 
         found = masters(settings)

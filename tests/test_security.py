@@ -21,6 +21,7 @@ from qasearch import credentials, localcluster, workers
 from qasearch.settings import Settings, to_environ
 from qasearch.topology import node_client
 from tests.helpers import HOST, free_port_block, redis_cli
+from tests.system import wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -49,10 +50,18 @@ def test_every_node_refuses_clients_without_the_password(cluster):
 
 
 def test_replicas_authenticate_to_their_masters(cluster):
-    for spec in localcluster.layout(cluster):
-        if spec.master_port is not None:
+    # Roles are read, not taken from the layout: a failover test may have swapped them.
+    def linked_replicas() -> list[int]:
+        found = []
+        for spec in localcluster.layout(cluster):
             info = node_client(HOST, spec.port, cluster, decode_responses=True).info("replication")
-            assert info["master_link_status"] == "up", spec.port
+            if info["role"] == "slave" and info.get("master_link_status") == "up":
+                found.append(spec.port)
+        return found
+
+    expected = cluster.masters * cluster.replicas_per_master
+    wait_for(lambda: len(linked_replicas()) == expected, timeout=60,
+             what=f"{expected} replicas linked to their masters")
 
 
 def test_node_config_binds_loopback_and_keeps_the_secret_private(cluster):
