@@ -447,6 +447,7 @@ class Worker:
         threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
         threading.Thread(target=self._keymiss_loop, name="keymiss", daemon=True).start()
         log.info("worker for %s:%s started (consumer %s)", self.host, self.port, self.consumer)
+        _lower_priority(self.settings.background_nice)  # this thread only, started last
         next_housekeeping = 0.0
         while not self.stopping.is_set():
             try:
@@ -466,6 +467,23 @@ class Worker:
         metrics.withdraw(self)
         if self.ownership.node_tag:
             self.client.delete(keys.worker_state(self.ownership.node_tag))  # not ready any more
+
+
+def _lower_priority(nice: int) -> None:
+    """Give the calling thread (model loads, index builds, ingest) a lower CPU priority.
+
+    On Linux a thread's nice value is its own, and threads started later inherit it:
+    the request, batcher and key-miss threads already run, so a model swap or a
+    re-embedding competes for the cores with a tenth of a query's weight instead of
+    pushing queries past their deadlines.
+    """
+    if nice <= 0:
+        return
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(19, current + nice))
+    except (OSError, AttributeError) as exc:  # not Linux, or not allowed: run as is
+        log.info("background thread keeps its priority: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -54,6 +54,9 @@ class Settings:
     # a batch is padded to its longest window rounded up to this (fixed length buckets);
     # 16 costs ~5% over tight padding, the old 64-token buckets cost ~29% (docs/benchmark.md)
     length_bucket_tokens: int = 16
+    # added to the nice value of a worker's background thread (model loads, index
+    # builds, ingest), so that a model swap does not push queries past their deadline
+    background_nice: int = 10
     # --- caches ---------------------------------------------------------------
     answer_ttl_s: int = 86400
     response_ttl_s: int = 300
