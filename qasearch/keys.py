@@ -12,7 +12,7 @@ node's tag (``{n1}``), see :mod:`qasearch.partitions`. Layout::
     qa:requests{n1}                stream questions for the node's worker
     qa:reply{n1}:<request id>      list   the worker's reply to one request
     qa:model{n1}:current           string version id of the model package in service
-    qa:model{n1}:versions          list   version ids, newest first
+    qa:model{n1}:versions          list   version ids, most recently served first
     qa:model{n1}:<version>:manifest  hash  manifest of one model package
     qa:model{n1}:<version>:<part>:<i> string chunk ``i`` of blob ``part``
     qa:worker{n1}                  hash   the node worker's heartbeat and state

@@ -143,7 +143,7 @@ def current_version(client: redis.Redis, ntag: str) -> str | None:
 
 
 def list_versions(client: redis.Redis, ntag: str) -> list[str]:
-    """Stored versions on this node, newest first."""
+    """Stored versions on this node, most recently put in service first."""
     return [_text(v) for v in client.lrange(keys.model_versions(ntag), 0, -1)]
 
 
@@ -207,6 +207,13 @@ def store(
             except redis.RedisError:
                 pass
         raise
+    put_in_service(client, ntag, version)
+
+
+def put_in_service(client: redis.Redis, ntag: str, version: str) -> None:
+    """Make a stored ``version`` current, in one MULTI that also moves it to the head of
+    the versions list: the list reads most recently served first, so the one after the
+    current is always the version served before it (what :func:`rollback` returns to)."""
     pipe = client.pipeline(transaction=True)
     pipe.lrem(keys.model_versions(ntag), 0, version)
     pipe.lpush(keys.model_versions(ntag), version)
@@ -318,10 +325,12 @@ def push_to_cluster(
 
 
 def rollback(client: redis.Redis, ntag: str) -> tuple[str, str]:
-    """Make the version stored before the current one current again; (from, to).
+    """Make the version served before the current one current again; (from, to).
 
-    Versions are listed newest first, so "previous" is the next one after the
-    current in that list. Its manifest must be readable, else nothing changes.
+    Versions are listed most recently served first, so "previous" is the next one
+    after the current in that list (after push A, push B, rollback, push C, a
+    rollback returns to A, not to the abandoned B). Its manifest must be readable,
+    else nothing changes.
     """
     current = current_version(client, ntag)
     versions = list_versions(client, ntag)
@@ -329,7 +338,7 @@ def rollback(client: redis.Redis, ntag: str) -> tuple[str, str]:
         raise ModelPackageError(f"no version older than {current} is stored on this node")
     target = versions[versions.index(current) + 1]
     read_manifest(client, ntag, target)
-    client.set(keys.model_current(ntag), target)
+    put_in_service(client, ntag, target)
     return current, target
 
 

@@ -185,3 +185,19 @@ def test_node_client_cannot_write_a_foreign_tag(cluster, tiny_a):
             modelpkg.current_version(client, second.tag)
     finally:
         client.close()
+
+
+def test_rollback_returns_to_the_version_served_before(node, tiny_a, tiny_b):
+    client, master = node
+    tag = scratch_tag(master, "rollback")
+    tiny_c = tiny_models.tiny_package(seed=2)
+    for pkg in (tiny_a, tiny_b):
+        modelpkg.store(client, tag, pkg, chunk_size=SMALL_CHUNK)
+    assert modelpkg.rollback(client, tag) == (tiny_b.version, tiny_a.version)
+    modelpkg.store(client, tag, tiny_c, chunk_size=SMALL_CHUNK)
+    # a, then c: the abandoned b is not where a rollback goes
+    assert modelpkg.rollback(client, tag) == (tiny_c.version, tiny_a.version)
+    assert modelpkg.current_version(client, tag) == tiny_a.version
+    assert modelpkg.list_versions(client, tag) == [tiny_a.version, tiny_c.version,
+                                                   tiny_b.version]
+    assert modelpkg.rollback(client, tag) == (tiny_a.version, tiny_c.version)
