@@ -3,7 +3,9 @@
 Loops, each on its own thread:
 
 * housekeeping (every second): which partitions the node owns, which model
-  version is current (hot swap), heartbeat in ``keys.worker_state``;
+  version is current (hot swap);
+* heartbeat (every second, on its own thread so that a long model load or index
+  build never lets it lapse): the worker's state in ``keys.worker_state``;
 * ingest: new or changed passages from each partition's ingest stream are
   pre-tokenised and embedded (:mod:`gears.tensorize`) and enter the in-memory
   index; on start, every passage lacking current tensors is processed;
@@ -68,6 +70,8 @@ class Worker:
         self.ready = threading.Event()
         self._groups: set[str] = set()
         self._refused_version = ""
+        self._loading_version = ""  # a model being loaded, its indexes built (heartbeat)
+        self._housekept = 0.0  # when housekeeping last completed (heartbeat)
         self._lock = threading.Lock()
         self.batcher = DynamicBatcher(
             self._forward,
@@ -109,6 +113,13 @@ class Worker:
         if version == self._refused_version:
             return self.model is not None
         log.info("loading model %s from %s:%s", version, self.host, self.port)
+        self._loading_version = version
+        try:
+            return self._swap_in(tag, version)
+        finally:
+            self._loading_version = ""
+
+    def _swap_in(self, tag: str, version: str) -> bool:
         try:
             package = modelpkg.load(self.client, tag, version)
             loaded = LoadedModel.from_package(package, threads=self.settings.torch_threads)
@@ -404,6 +415,8 @@ class Worker:
         tag = self.ownership.node_tag
         if tag is None:
             return
+        with self._lock:
+            indexes = dict(self.indexes)
         state = {
             "pid": os.getpid(),
             "node": f"{self.host}:{self.port}",
@@ -413,10 +426,12 @@ class Worker:
             "partitions": ",".join(self.ownership.tags()),
             # loaded while the slot is still being imported (cluster add-node)
             "warm": ",".join(partition_tag(p) for p in self.ownership.importing
-                             if p in self.indexes),
-            "passages": sum(len(i) for i in self.indexes.values()),
+                             if p in indexes),
+            "passages": sum(len(i) for i in indexes.values()),
             "ready": int(self.ready.is_set()),
             "refused": self._refused_version,
+            "loading": self._loading_version,
+            "housekept": self._housekept,
             "heartbeat": time.time(),
             "metrics_port": self.metrics_port,
             "batches": self.batcher.batches,
@@ -440,12 +455,22 @@ class Worker:
             for part in self.ownership.importing:
                 if part not in self.indexes:
                     self.reconcile(part)  # loaded before the slot switches to this node
-        self._heartbeat()
+        self._housekept = time.time()
+
+    def _heartbeat_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self._heartbeat()
+            except redis.RedisError as exc:
+                log.warning("heartbeat on %s:%s: %s", self.host, self.port, exc)
+            self.stopping.wait(HOUSEKEEPING_S)
 
     def run(self) -> None:
         self.metrics_port = metrics.serve(self)
         threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
         threading.Thread(target=self._keymiss_loop, name="keymiss", daemon=True).start()
+        heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        heartbeat.start()
         log.info("worker for %s:%s started (consumer %s)", self.host, self.port, self.consumer)
         _lower_priority(self.settings.background_nice)  # this thread only, started last
         next_housekeeping = 0.0
@@ -463,6 +488,7 @@ class Worker:
                 self.stopping.wait(1.0)
             self.stopping.wait(INGEST_POLL_S)
         self.pool.shutdown(wait=True)
+        heartbeat.join(HOUSEKEEPING_S + 1)  # its last write must not follow the delete below
         self.batcher.close()
         metrics.withdraw(self)
         if self.ownership.node_tag:

@@ -9,6 +9,7 @@ and the rollback.
 from __future__ import annotations
 
 import threading
+import time
 
 from qasearch import modelpkg
 from qasearch.topology import masters, node_client
@@ -17,8 +18,10 @@ from tests import tiny_models
 from tests.system import post, wait_for
 
 
-def _serving(settings, version: str) -> bool:
+def _serving(settings, version: str, lapses: list[str] | None = None) -> bool:
     found = states(settings)
+    if lapses is not None:  # a worker's heartbeat hash expired while it swapped
+        lapses.extend(s["master"] for s in found if "pid" not in s)
     return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
 
 
@@ -30,10 +33,17 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
     stop = threading.Event()
 
     def traffic() -> None:
-        n = 0
-        while not stop.is_set() and n < 400:  # bounded in count and by the stop event
-            outcomes.append(post(system, {"search": f"How do vaccines work? {n}",
-                                          "cache": False, "timeout_ms": 30000}))
+        # Paced, and bounded in count and time: a swap back that re-embeds every passage
+        # loaded by earlier tests takes minutes, and the stream must last through it.
+        n, until = 0, time.monotonic() + 900
+        while not stop.is_set() and n < 3000 and time.monotonic() < until:
+            if n:
+                time.sleep(0.2)
+            try:
+                outcomes.append(post(system, {"search": f"How do vaccines work? {n}",
+                                              "cache": False, "timeout_ms": 30000}))
+            except (OSError, ValueError) as exc:  # kept, so a failure names its cause
+                outcomes.append((-1, {"error": repr(exc)}))
             n += 1
 
     sender = threading.Thread(target=traffic)
@@ -49,7 +59,9 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
             node = node_client(master.host, master.port, system)
             modelpkg.rollback(node, master.tag)
             modelpkg.delete_version(node, master.tag, tiny.version)
-        wait_for(lambda: _serving(system, old), timeout=180, what="every worker back")
+        lapses: list[str] = []
+        wait_for(lambda: _serving(system, old, lapses), timeout=300, what="every worker back")
+        assert not lapses, f"heartbeats lapsed during the swap back: {sorted(set(lapses))}"
         seen = len(outcomes)
         wait_for(lambda: len(outcomes) >= seen + 2, timeout=120, what="traffic after rollback")
     finally:
