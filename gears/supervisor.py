@@ -5,6 +5,11 @@ answers) and reconciles: a master without a live worker gets one (a dead worker
 is restarted, after a short back-off if it keeps dying), a worker whose node is
 no longer a master is stopped. Worker pids are written to
 ``<run_dir>/worker-<port>.pid`` so ``qasearch workers status`` can show them.
+
+The run folder is the supervisor's lease: when it is removed (``cluster down
+--purge``, a test's temporary folder cleaned up), the supervisor stops its workers
+and exits instead of polling a cluster that is gone. A worker whose supervisor dies
+exits by itself (``gears.worker``), so neither is ever left behind.
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ class Supervisor:
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "gears.worker", "--host", master.host,
-                 "--port", str(master.port)],
+                 "--port", str(master.port), "--supervisor-pid", str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             )
         procs.pid_file(self.settings.run_dir, name).write_text(f"{proc.pid}\n")
@@ -107,8 +112,12 @@ class Supervisor:
                     self._spawn(master, restarts=0 if lived > 60 else child.restarts + 1)
 
     def run(self) -> None:
-        Path(self.settings.run_dir).mkdir(parents=True, exist_ok=True)
+        run_dir = Path(self.settings.run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
         while not self.stopping:
+            if not run_dir.is_dir():
+                log.warning("run folder %s is gone; stopping the workers", run_dir)
+                break
             self.reconcile()
             deadline = time.monotonic() + POLL_S
             while not self.stopping and time.monotonic() < deadline:

@@ -84,6 +84,7 @@ class Worker:
         self.stats = WorkerStats()
         self.engine = AnswerEngine(self.client, self.batcher, settings, self.stats)
         self.metrics_port = 0  # set by run(): where this worker's /metrics listens
+        self.supervisor_pid = 0  # when set, the worker stops once that parent is gone
 
     # --- model --------------------------------------------------------------
     def _forward(self, windows: list) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -475,6 +476,10 @@ class Worker:
         _lower_priority(self.settings.background_nice)  # this thread only, started last
         next_housekeeping = 0.0
         while not self.stopping.is_set():
+            if self.supervisor_pid and os.getppid() != self.supervisor_pid:
+                # the supervisor died: a new one starts workers of its own
+                log.warning("supervisor (pid %d) is gone; stopping", self.supervisor_pid)
+                break
             try:
                 if time.monotonic() >= next_housekeeping:
                     self._housekeeping()
@@ -516,12 +521,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="qasearch shard worker for one master node")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--supervisor-pid", type=int, default=0,
+                        help="the parent supervisor: exit when it is gone (0: never)")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("QASEARCH_LOG_LEVEL", "INFO"),
         format=f"%(asctime)s worker[{args.port}] %(levelname)s %(message)s",
     )
     worker = Worker(load_settings(), args.host, args.port)
+    worker.supervisor_pid = args.supervisor_pid
     signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
     worker.run()
     return 0

@@ -18,10 +18,11 @@ from tests import tiny_models
 from tests.system import post, wait_for
 
 
-def _serving(settings, version: str, lapses: list[str] | None = None) -> bool:
+def _serving(settings, version: str, seen: dict[str, set] | None = None) -> bool:
     found = states(settings)
-    if lapses is not None:  # a worker's heartbeat hash expired while it swapped
-        lapses.extend(s["master"] for s in found if "pid" not in s)
+    if seen is not None:  # heartbeats written while the workers swap
+        seen["lapsed"].update(s["master"] for s in found if "pid" not in s)
+        seen["loading"].update(s["loading"] for s in found if s.get("loading"))
     return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
 
 
@@ -59,9 +60,10 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
             node = node_client(master.host, master.port, system)
             modelpkg.rollback(node, master.tag)
             modelpkg.delete_version(node, master.tag, tiny.version)
-        lapses: list[str] = []
-        wait_for(lambda: _serving(system, old, lapses), timeout=300, what="every worker back")
-        assert not lapses, f"heartbeats lapsed during the swap back: {sorted(set(lapses))}"
+        seen: dict[str, set] = {"lapsed": set(), "loading": set()}
+        wait_for(lambda: _serving(system, old, seen), timeout=300, what="every worker back")
+        assert not seen["lapsed"], f"heartbeats lapsed during the swap back: {seen}"
+        assert seen["loading"] == {old}, seen  # the heartbeat says what is being loaded
         seen = len(outcomes)
         wait_for(lambda: len(outcomes) >= seen + 2, timeout=120, what="traffic after rollback")
     finally:

@@ -84,8 +84,9 @@ def _list(args: argparse.Namespace) -> int:
                     detail = f"BROKEN: {exc}"
                 mark = "*" if version == current else " "
                 print(f"  {mark} {version}  {detail}")
-            served = client.hget(keys.worker_state(master.tag), "model")
-            print(f"    worker serves: {served.decode() if served else '(no live worker)'}")
+            served, loading = client.hmget(keys.worker_state(master.tag), ["model", "loading"])
+            swap = f"  (loading {loading.decode()})" if loading else ""
+            print(f"    worker serves: {served.decode() if served else '(no live worker)'}{swap}")
         finally:
             client.close()
     return 0

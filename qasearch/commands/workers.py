@@ -38,6 +38,7 @@ def _status(args: argparse.Namespace) -> int:
             f"{s['master']}  pid {s['pid']}  ready {s.get('ready')}  model {s.get('model')}"
             f"  trained {s.get('trained')}  partitions {s.get('partitions') or '-'}"
             f"  passages {s.get('passages')}  requests {s.get('requests')}"
+            + (f"  loading {s['loading']}" if s.get("loading") else "")
         )
     return 0
 
