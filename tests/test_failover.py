@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 
 from qasearch import keys, localcluster, modelpkg
 from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.topology import cluster_client, masters, node_client
 from qasearch.workers import is_ready
-from tests.system import post, wait_for
+from tests.system import wait_for
+from tests.traffic import Traffic
 
 DEADLINE_MS = 8000
 
@@ -44,25 +44,6 @@ def test_master_failover_under_traffic(system):
     pid = localcluster.node_pid(spec)
     assert pid
 
-    outcomes: list[tuple[float, int, dict, float]] = []
-    stop = threading.Event()
-
-    def traffic():
-        n = 0
-        while not stop.is_set() and n < 400:
-            started = time.monotonic()
-            status, body = post(system, {"search": f"What do plates do? ({n})", "cache": False,
-                                         "timeout_ms": DEADLINE_MS})
-            outcomes.append((started, status, body, time.monotonic() - started))
-            n += 1
-            time.sleep(0.05)
-
-    sender = threading.Thread(target=traffic)
-    sender.start()
-    time.sleep(1.0)
-    killed_at = time.monotonic()
-    os.kill(pid, signal.SIGKILL)
-
     def recovered():
         nodes = masters(system)
         if any(m.port == victim.port for m in nodes) or len(nodes) != 3:
@@ -70,25 +51,26 @@ def test_master_failover_under_traffic(system):
         return all(is_ready({k.decode(): v.decode() for k, v in node_client(
             m.host, m.port, system).hgetall(keys.worker_state(m.tag)).items()}) for m in nodes)
 
-    try:
+    with Traffic(system, lambda n: {"search": f"What do plates do? ({n})", "cache": False,
+                                    "timeout_ms": DEADLINE_MS}, pause_s=0.05) as traffic:
+        time.sleep(1.0)
+        killed_at = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
         wait_for(recovered, timeout=90, what="the replica to be promoted and served")
         full = wait_for(
-            lambda: any(o[0] > killed_at and o[2].get("shards", {}).get("answered") == 3
-                        for o in outcomes) and outcomes,
+            lambda: [o for o in traffic.outcomes if o.started > killed_at
+                     and o.body.get("shards", {}).get("answered") == 3],
             timeout=60, what="a complete answer after the failover",
         )
-        recovery = min(o[0] + o[3] for o in full
-                       if o[0] > killed_at and o[2]["shards"]["answered"] == 3) - killed_at
-    finally:
-        stop.set()
-        sender.join(60)
+        recovery = min(o.ended for o in full) - killed_at
+    outcomes = traffic.outcomes
     print(f"\nfailover: {len(outcomes)} requests, recovered {recovery:.1f} s after SIGKILL")
 
     assert outcomes
-    for _, status, body, took in outcomes:
-        assert status == 200, body
-        assert took < DEADLINE_MS / 1000 + 1  # nothing hangs past its deadline
-        shards = body["shards"]
+    for sent in outcomes:
+        assert sent.status == 200, sent
+        assert sent.seconds < DEADLINE_MS / 1000 + 1  # nothing hangs past its deadline
+        shards = sent.body["shards"]
         assert shards["answered"] + len(shards["failed"]) == shards["total"]
         for failure in shards["failed"]:
             assert failure["reason"] and failure["partitions"]

@@ -8,14 +8,12 @@ and the rollback.
 
 from __future__ import annotations
 
-import threading
-import time
-
 from qasearch import modelpkg
 from qasearch.topology import masters, node_client
 from qasearch.workers import is_ready, states
 from tests import tiny_models
-from tests.system import post, wait_for
+from tests.system import wait_for
+from tests.traffic import Traffic
 
 
 def _serving(settings, version: str, seen: dict[str, set] | None = None) -> bool:
@@ -30,32 +28,15 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
     first = masters(system)[0]
     old = modelpkg.current_version(node_client(first.host, first.port, system), first.tag)
     tiny = tiny_models.tiny_package(seed=7, max_seq_len=384)  # room for the doc stride
-    outcomes: list[tuple[int, dict]] = []
-    stop = threading.Event()
-
-    def traffic() -> None:
-        # Paced, and bounded in count and time: a swap back that re-embeds every passage
-        # loaded by earlier tests takes minutes, and the stream must last through it.
-        n, until = 0, time.monotonic() + 900
-        while not stop.is_set() and n < 3000 and time.monotonic() < until:
-            if n:
-                time.sleep(0.2)
-            try:
-                outcomes.append(post(system, {"search": f"How do vaccines work? {n}",
-                                              "cache": False, "timeout_ms": 30000}))
-            except (OSError, ValueError) as exc:  # kept, so a failure names its cause
-                outcomes.append((-1, {"error": repr(exc)}))
-            n += 1
-
-    sender = threading.Thread(target=traffic)
-    sender.start()
-    try:
-        wait_for(lambda: len(outcomes) >= 2, timeout=120, what="traffic before the swap")
+    # paced: a swap back that re-embeds every passage loaded by earlier tests takes
+    # minutes, and the stream must last through it
+    with Traffic(system, lambda n: {"search": f"How do vaccines work? {n}", "cache": False,
+                                    "timeout_ms": 30000}, pause_s=0.2) as traffic:
+        traffic.more(2, "before the swap")
         modelpkg.push_to_cluster(system, tiny, progress=False)
         wait_for(lambda: _serving(system, tiny.version), timeout=180,
                  what="every worker on the tiny embedder")
-        seen = len(outcomes)
-        wait_for(lambda: len(outcomes) >= seen + 2, timeout=120, what="traffic on the new model")
+        traffic.more(2, "on the new model")
         for master in masters(system):
             node = node_client(master.host, master.port, system)
             modelpkg.rollback(node, master.tag)
@@ -64,15 +45,11 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
         wait_for(lambda: _serving(system, old, seen), timeout=300, what="every worker back")
         assert not seen["lapsed"], f"heartbeats lapsed during the swap back: {seen}"
         assert seen["loading"] == {old}, seen  # the heartbeat says what is being loaded
-        seen = len(outcomes)
-        wait_for(lambda: len(outcomes) >= seen + 2, timeout=120, what="traffic after rollback")
-    finally:
-        stop.set()
-        sender.join(300)
+        traffic.more(2, "after the rollback")
     versions = set()
-    for status, body in outcomes:
-        assert status == 200, body
-        assert body["shards"]["failed"] == [], body["shards"]
-        assert body["shards"]["partitions"]["missing"] == [], body["shards"]
-        versions.add(body["model"]["version"])
+    for sent in traffic.outcomes:
+        assert sent.status == 200, sent
+        assert sent.body["shards"]["failed"] == [], sent
+        assert sent.body["shards"]["partitions"]["missing"] == [], sent
+        versions.add(sent.body["model"]["version"])
     assert {old, tiny.version} <= versions

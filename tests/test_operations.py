@@ -13,6 +13,7 @@ from qasearch import keys, modelpkg
 from qasearch.topology import masters, node_client
 from qasearch.workers import is_ready
 from tests.system import post, qasearch, wait_for
+from tests.traffic import Traffic
 
 
 def _get(settings, path):
@@ -100,37 +101,23 @@ def test_a_broken_model_package_is_refused_and_the_running_model_keeps_serving(s
 def test_model_push_and_rollback_under_traffic_fail_no_request(system):
     first = masters(system)[0]
     old = modelpkg.current_version(node_client(first.host, first.port, system), first.tag)
-    outcomes: list[tuple[int, dict]] = []
-    stop = threading.Event()
-
-    def traffic():
-        n = 0
-        while not stop.is_set() and n < 500:
-            outcomes.append(post(system, {"search": f"How does insulin work? {n}",
-                                          "cache": False, "timeout_ms": 20000}))
-            n += 1
 
     def serving(version):
         return all(_state(system, m).get("model") == version and is_ready(_state(system, m))
                    for m in masters(system))
 
-    sender = threading.Thread(target=traffic)
-    sender.start()
-    try:
+    with Traffic(system, lambda n: {"search": f"How does insulin work? {n}", "cache": False,
+                                    "timeout_ms": 20000}) as traffic:
         qasearch(system, "model", "push", "--offline-minilm", "--quantize", "int8", "--quiet")
         new = modelpkg.current_version(node_client(first.host, first.port, system), first.tag)
         assert new != old
         wait_for(lambda: serving(new), timeout=120, what="every worker on the int8 reader")
-        seen_new = len(outcomes)
-        wait_for(lambda: len(outcomes) > seen_new + 2, what="traffic on the new model")
+        traffic.more(3, "on the new model", timeout=60)
         qasearch(system, "model", "rollback")
         wait_for(lambda: serving(old), timeout=120, what="every worker back on fp32")
-    finally:
-        stop.set()
-        sender.join(120)
-    assert outcomes
-    for status, body in outcomes:
-        assert status == 200, body
-        assert body["shards"]["failed"] == [], body["shards"]
-    versions = {body["model"]["version"] for _, body in outcomes}
+    assert traffic.outcomes
+    for sent in traffic.outcomes:
+        assert sent.status == 200, sent
+        assert sent.body["shards"]["failed"] == [], sent
+    versions = {sent.body["model"]["version"] for sent in traffic.outcomes}
     assert new in versions and old in versions

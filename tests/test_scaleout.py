@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 
@@ -29,6 +28,7 @@ from qasearch.workers import is_ready
 from tests.conftest import start_cluster
 from tests.helpers import free_port
 from tests.system import SAMPLE, post, qasearch, wait_for
+from tests.traffic import Traffic
 
 PARTITIONS = 24  # 3 masters x 8 at load time
 
@@ -71,34 +71,21 @@ def test_add_node_under_traffic_keeps_every_response_complete(tmp_path):
         qasearch(settings, "load", str(SAMPLE), "--format", "jsonl", "--quiet")
         qasearch(settings, "workers", "start", "--wait", "300")
         qasearch(settings, "serve", "--detach", "--workers", "1")
-        outcomes: list[tuple[int, dict]] = []
-        stop = threading.Event()
-
-        def traffic() -> None:
-            n = 0
-            while not stop.is_set() and n < 600:  # bounded: count and the stop event
-                outcomes.append(post(settings, {"search": f"What causes the tides? {n}",
-                                                "cache": False, "top_k": 1,
-                                                "timeout_ms": 60000}))
-                n += 1
-
-        sender = threading.Thread(target=traffic)
-        sender.start()
-        try:
-            wait_for(lambda: len(outcomes) >= 2, timeout=120, what="traffic before the move")
+        with Traffic(settings, lambda n: {"search": f"What causes the tides? {n}",
+                                          "cache": False, "top_k": 1,
+                                          "timeout_ms": 60000}) as traffic:
+            traffic.more(2, "before the move")
             out = qasearch(settings, "cluster", "add-node", "--json", timeout=900)
-            during = len(outcomes)
-            wait_for(lambda: len(outcomes) >= during + 3, timeout=120,
-                     what="traffic after the move")
-        finally:
-            stop.set()
-            sender.join(300)
+            during = len(traffic)
+            traffic.more(3, "after the move")
         result, _ = json.JSONDecoder().raw_decode(out[out.index("{"):])
         assert result["partitions_moved"] > 0 and result["waited_for_workers"]
         assert sorted(result["partitions_per_master"].values()) == [6, 6, 6, 6]
 
+        outcomes = traffic.outcomes
         assert len(outcomes) > 5
-        for i, (status, body) in enumerate(outcomes):
+        for i, sent in enumerate(outcomes):
+            status, body = sent.status, sent.body
             where = f"response {i} of {len(outcomes)} ({during} before add-node returned)"
             assert status == 200, (where, body)
             assert body["shards"]["failed"] == [], (where, body["shards"])
