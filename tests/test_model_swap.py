@@ -36,6 +36,9 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
         modelpkg.push_to_cluster(system, tiny, progress=False)
         wait_for(lambda: _serving(system, tiny.version), timeout=180,
                  what="every worker on the tiny embedder")
+        wait_for(lambda: any(s.body.get("model", {}).get("version") == tiny.version
+                             for s in traffic.outcomes),
+                 timeout=120, what="the gateway embedding with the tiny embedder")
         traffic.more(2, "on the new model")
         for master in masters(system):
             node = node_client(master.host, master.port, system)
