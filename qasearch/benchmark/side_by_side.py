@@ -50,10 +50,10 @@ class BenchConfig:
     floor_parallel: bool = True  # also the best case in the workers' process layout
     padding_questions: int = 8  # questions for the bucket-vs-tight padding comparison
     pipeline: bool = True
-    pipeline_questions: int = 10
+    pipeline_questions: int = 30  # as many as the c=1 run: the ratio compares the same questions
     pipeline_all_questions: int = 2
     pipeline_all_limit: int = 0  # 0: truly every passage
-    pipeline_seconds: float = 60.0
+    pipeline_seconds: float = 90.0
     pipeline_model: str | None = None
     redis_bench: bool = True
     redis_requests: int = 100_000
