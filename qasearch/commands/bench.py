@@ -255,7 +255,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="questions for the bucket-vs-tight padding check (default 8, 0: none)")
     parser.add_argument("--skip-pipeline", action="store_true", help="no HF pipeline baseline")
     parser.add_argument("--pipeline-questions", type=int,
-                        help="questions for the pipeline over the same passages (default 30, the c=1 run's)")
+                        help="questions for the pipeline over the same passages "
+                             "(default 30, as many as the c=1 run)")
     parser.add_argument("--pipeline-all-questions", type=int,
                         help="questions for the pipeline over every passage (default 2)")
     parser.add_argument("--pipeline-all-limit", type=int,
