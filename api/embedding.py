@@ -42,6 +42,11 @@ def served_version(client: redis.Redis, ntag: str) -> str | None:
     return served.decode() if served else modelpkg.current_version(client, ntag)
 
 
+def _load(client: redis.Redis, master: Master, version: str) -> LoadedModel:
+    """A version read from the node (every hash verified) and loaded on one thread."""
+    return LoadedModel.from_package(modelpkg.load(client, master.tag, version), threads=1)
+
+
 class NoModel(RuntimeError):
     """No model package has been pushed to the cluster yet."""
 
@@ -87,8 +92,7 @@ class QuestionEmbedder:
     def _load_now(self, client: redis.Redis, master: Master, version: str) -> None:
         """The first model: nothing to serve with until it is loaded."""
         try:
-            package = modelpkg.load(client, master.tag, version)
-            self.model = LoadedModel.from_package(package, threads=1)
+            self.model = _load(client, master, version)
         except PACKAGE_ERRORS:
             self._refused = version
             raise NoModel(f"model {version} cannot be loaded") from None
@@ -113,8 +117,7 @@ class QuestionEmbedder:
     def _load_in_background(self, master: Master, version: str) -> None:
         client = self._client(master, socket_timeout=120)  # large values: generous
         try:
-            package = modelpkg.load(client, master.tag, version)
-            loaded = LoadedModel.from_package(package, threads=1)
+            loaded = _load(client, master, version)
             if served_version(client, master.tag) == version:  # not rolled back meanwhile
                 self.model = loaded
                 log.info("gateway embedder: model %s in service", version)

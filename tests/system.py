@@ -83,13 +83,15 @@ def teardown(settings, *args: str) -> None:
                    env={**os.environ, **to_environ(settings)}, check=False)
 
 
-def wait_for(predicate, timeout: float = 60.0, what: str = "condition"):
+def wait_for(predicate, timeout: float = 60.0, what="condition"):
+    """``predicate()``'s first true value within ``timeout``; else fail, saying ``what``
+    (a string, or a callable that describes the state at the moment of failing)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 

@@ -10,35 +10,28 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import time
 from pathlib import Path
 
 from qasearch import localcluster, procs, workers
 from qasearch.topology import masters
 from tests.conftest import start_cluster
+from tests.system import wait_for
 
 WAIT_S = 60
 
 
 def _worker_pids(settings, count: int) -> list[int]:
     """The pids of ``count`` live workers, once the supervisor has started them all."""
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        pids = [procs.running_pid(settings.run_dir, f"worker-{m.port}", "gears.worker")
-                for m in masters(settings)]
-        if len(pids) == count and all(pids):
-            return pids
-        time.sleep(0.1)
-    raise AssertionError(f"the supervisor did not start {count} workers in {WAIT_S}s")
+    def pids() -> list[int] | None:
+        found = [procs.running_pid(settings.run_dir, f"worker-{m.port}", "gears.worker")
+                 for m in masters(settings)]
+        return found if len(found) == count and all(found) else None
+
+    return wait_for(pids, timeout=WAIT_S, what=f"the supervisor to start {count} workers")
 
 
-def _all_gone(pids: list[int]) -> bool:
-    deadline = time.monotonic() + WAIT_S
-    while time.monotonic() < deadline:
-        if all(procs.gone(pid) for pid in pids):
-            return True
-        time.sleep(0.1)
-    return False
+def _wait_gone(pids: list[int], what: str) -> None:
+    wait_for(lambda: all(procs.gone(pid) for pid in pids), timeout=WAIT_S, what=what)
 
 
 def _end(pids: list[int]) -> None:
@@ -57,7 +50,7 @@ def test_workers_exit_with_their_supervisor_and_it_with_its_run_folder(tmp_path)
         first = _worker_pids(settings, 3)
         started += first
         os.kill(supervisor, signal.SIGKILL)
-        assert _all_gone(first), "workers outlived their killed supervisor"
+        _wait_gone(first, "the workers of a killed supervisor to exit")
 
         supervisor, _ = workers.start(settings)
         started.append(supervisor)
@@ -65,7 +58,7 @@ def test_workers_exit_with_their_supervisor_and_it_with_its_run_folder(tmp_path)
         started += second
         assert set(second).isdisjoint(first)
         shutil.rmtree(settings.run_dir)
-        assert _all_gone([supervisor, *second]), "the supervisor outlived its run folder"
+        _wait_gone([supervisor, *second], "the supervisor to exit without its run folder")
         assert not Path(settings.run_dir).exists()  # it exits; it does not make it again
     finally:
         _end(started)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.system import post
+from tests.system import post, wait_for
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,7 @@ class Traffic:
     def more(self, count: int, what: str, timeout: float = 120.0) -> None:
         """Wait until ``count`` more requests have ended than have now."""
         target = len(self.outcomes) + count
-        deadline = time.monotonic() + timeout
-        while len(self.outcomes) < target:
-            if time.monotonic() > deadline:
-                last = repr(self.outcomes[-1])[:300] if self.outcomes else "none"
-                raise AssertionError(
-                    f"timed out waiting for {count} more responses {what}: "
-                    f"{len(self.outcomes)} sent, sender running: {self._thread.is_alive()}, "
-                    f"last: {last}")
-            time.sleep(0.1)
+        wait_for(lambda: len(self.outcomes) >= target, timeout=timeout, what=lambda: (
+            f"{count} more responses {what}: {len(self.outcomes)} sent, sender running: "
+            f"{self._thread.is_alive()}, last: "
+            f"{repr(self.outcomes[-1])[:300] if self.outcomes else 'none'}"))
