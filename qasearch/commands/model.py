@@ -136,3 +136,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="On every master, make the version pushed before the "
                        "current one current again; workers swap to it without a restart.")
     p.set_defaults(func=_rollback)
+    from qasearch.commands import model_train
+
+    model_train.register(sub)
