@@ -25,7 +25,6 @@ is a redis-server on that port, are ever signalled.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import shutil
@@ -42,8 +41,9 @@ from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.retry import Retry
 
-from qasearch import keys, procs
-from qasearch.credentials import DEFAULT_USERNAME, secret_file
+from qasearch import keys, nodeacl, procs
+from qasearch.credentials import secret_file
+from qasearch.nodeacl import quote
 from qasearch.partitions import balanced_slot_ranges, in_ranges, owned_partitions
 from qasearch.settings import Settings
 from qasearch.topology import masters as topology_masters
@@ -156,10 +156,6 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
     spec.folder.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -168,9 +164,9 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
         f"bind {ip}",
         "protected-mode yes",
         "daemonize yes",
-        f"pidfile {_quote(str(spec.pidfile))}",
-        f"logfile {_quote(str(spec.logfile))}",
-        f"dir {_quote(str(spec.folder))}",
+        f"pidfile {quote(str(spec.pidfile))}",
+        f"logfile {quote(str(spec.logfile))}",
+        f"dir {quote(str(spec.folder))}",
         "cluster-enabled yes",
         "cluster-config-file nodes.conf",
         f"cluster-node-timeout {NODE_TIMEOUT_MS}",
@@ -194,34 +190,16 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
     os.fchmod(fd, 0o600)  # also when an older auth.conf had other bits
     with os.fdopen(fd, "w") as f:
         f.write(acl_config(settings))
-    lines.append(f"include {_quote(str(auth))}")
+    lines.append(f"include {quote(str(auth))}")
     spec.conf.write_text("\n".join(lines) + "\n")
 
 
 def acl_config(settings: Settings) -> str:
-    """The ACL part of a node's config: the default user off, one password user.
-
-    With ``default`` off a new connection is unauthenticated, so every command but
-    AUTH/HELLO gets ``NOAUTH``. The qasearch user gets all keys (``~*``), all pub/sub
-    channels (``&*``, for the keyspace notifications) and all commands (``+@all``):
-    one account runs the gateway, workers, loaders and the cluster admin (CLUSTER
-    ADDSLOTSRANGE/MEET/REPLICATE/FAILOVER/SETSLOT, MIGRATE, CONFIG). The server keeps
-    only the SHA-256 of the password; ``masterauth`` needs it in clear, so a replica can
-    authenticate to its master (as ``masteruser``), also after a failover.
-    """
-    if not settings.redis_password:
-        raise ClusterError(
-            "no Redis password: set QASEARCH_REDIS_PASSWORD, or let `qasearch cluster up` "
-            "generate one"
-        )
-    user = settings.redis_username or DEFAULT_USERNAME
-    digest = hashlib.sha256(settings.redis_password.encode()).hexdigest()
-    return (
-        "user default off resetpass resetkeys resetchannels -@all\n"
-        f"user {_quote(user)} on #{digest} ~* &* +@all\n"
-        f"masteruser {_quote(user)}\n"
-        f"masterauth {_quote(settings.redis_password)}\n"
-    )
+    """The node's ACL lines (:func:`qasearch.nodeacl.acl_config`: why ``default`` is on)."""
+    try:
+        return nodeacl.acl_config(settings)
+    except nodeacl.MissingPassword as exc:
+        raise ClusterError(str(exc)) from None
 
 
 def log_tail(spec: NodeSpec, lines: int = 15) -> str:
