@@ -38,13 +38,12 @@ from pathlib import Path
 
 import redis
 from redis.backoff import NoBackoff
-from redis.crc import key_slot
 from redis.retry import Retry
 
-from qasearch import keys, nodeacl, procs
+from qasearch import durability, nodeacl, procs
 from qasearch.credentials import secret_file
 from qasearch.nodeacl import quote
-from qasearch.partitions import balanced_slot_ranges, in_ranges, owned_partitions
+from qasearch.partitions import balanced_slot_ranges, owned_partitions
 from qasearch.settings import Settings
 from qasearch.topology import masters as topology_masters
 from qasearch.topology import node_client
@@ -61,6 +60,10 @@ class ClusterError(RuntimeError):
 
 class PortInUse(ClusterError):
     """A port the layout needs is held by a process that is not one of our nodes."""
+
+
+class ReplayError(ClusterError):
+    """A node started but its log shows AOF replay errors: acknowledged data is missing."""
 
 
 # --------------------------------------------------------------------------- layout
@@ -297,10 +300,21 @@ def _wait_ping(
                     raise PortInUse(
                         f"node {spec.port} could not bind:\n{log_tail(spec)}"
                     ) from None
+                _check_replay([spec], offsets)  # e.g. it exited on a bad AOF
                 return False, f"node {spec.port} does not answer PING ({exc})", spec
         return True, "", None
 
     _wait("nodes to answer", timeout, probe)
+    _check_replay(specs, offsets)  # a node answers PING only once its AOF is loaded
+
+
+def _check_replay(specs: list[NodeSpec], offsets: dict[int, int]) -> None:
+    """Raise ReplayError for the first node started now whose log shows AOF replay errors."""
+    for spec in specs:
+        if spec.port in offsets:
+            why = durability.replay_failure(spec.port, spec.logfile, offsets[spec.port])
+            if why:
+                raise ReplayError(why)
 
 
 def _parse_nodes(reply: dict) -> dict[int, dict]:
@@ -382,6 +396,8 @@ class ClusterStatus:
     nodes: list[NodeStatus] = field(default_factory=list)
     masters: list[MasterStatus] = field(default_factory=list)
     partitions: int = 0
+    passages: int | None = None  # in the partitions' indexes (None: unknown)
+    passages_recorded: int | None = None  # by the loaders (None: no record)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -595,19 +611,9 @@ def _live_view(
     return None, {}, "down"
 
 
-def _partition_count(settings: Settings, ms: list, default: int) -> int:
-    slot = key_slot(keys.CORPUS_META.encode())
-    owner = next((m for m in ms if in_ranges(slot, m.ranges)), None)
-    if owner is None:
-        return default
-    client = node_client(owner.host, owner.port, settings, socket_timeout=2,
-                         retry=Retry(NoBackoff(), 0))
-    try:
-        raw = client.hget(keys.CORPUS_META, "partitions")
-    except redis.RedisError:
-        raw = None
-    finally:
-        client.close()
+def _partition_count(settings: Settings, ms: list, default: int,
+                     meta: dict[str, str] | None = None) -> int:
+    raw = (durability.corpus_meta(settings, ms) if meta is None else meta).get("partitions")
     return int(raw) if raw else default
 
 
@@ -656,12 +662,16 @@ def status(settings: Settings) -> ClusterStatus:
         ))
     masters: list[MasterStatus] = []
     partitions = settings.masters * settings.partitions_per_master
+    counted = durability.PassageCount(None, None)
     if via is not None:
         try:
             ms = topology_masters(settings, via=(ip, via))
         except redis.RedisError:
             ms = []
-        partitions = _partition_count(settings, ms, partitions)
+        meta = durability.corpus_meta(settings, ms)
+        partitions = _partition_count(settings, ms, partitions, meta)
+        if meta:
+            counted = durability.passage_count(settings, ms, partitions, meta)
         for m in ms:
             masters.append(MasterStatus(
                 m.address, m.node_id, m.tag, [tuple(r) for r in m.ranges],
@@ -669,4 +679,4 @@ def status(settings: Settings) -> ClusterStatus:
                 [n.address for n in nodes if n.node_id and
                  by_id.get(n.node_id, {}).get("master_id") == m.node_id],
             ))
-    return ClusterStatus(state, nodes, masters, partitions)
+    return ClusterStatus(state, nodes, masters, partitions, counted.present, counted.recorded)
