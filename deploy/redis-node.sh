@@ -4,12 +4,17 @@
 # events (notify-keyspace-events Em) in the config file so a promoted replica has
 # them too, AOF, full coverage not required, and an ACL user whose password comes
 # from the environment only (QASEARCH_REDIS_PASSWORD) and is written to a private
-# file in the node's volume, never onto a command line.
+# file in the node's volume, never onto a command line. The default user is on, with
+# every permission, behind the digest of a random password nobody holds (new on every
+# start): Redis 7.0 replays the AOF's MULTI/EXEC blocks as the default user and refuses
+# them if it lacks permissions, dropping data on restart (qasearch/nodeacl.py says more);
+# unauthenticated clients still get NOAUTH.
 set -eu
 : "${QASEARCH_REDIS_PASSWORD:?QASEARCH_REDIS_PASSWORD must be set}"
 user="${QASEARCH_REDIS_USERNAME:-qasearch}"
 name="${QASEARCH_NODE_NAME:?QASEARCH_NODE_NAME must be set (the service name)}"
 digest="$(printf '%s' "$QASEARCH_REDIS_PASSWORD" | sha256sum | cut -d' ' -f1)"
+unheld="$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)"
 umask 077
 cat > /data/redis.conf <<CONF
 port 6379
@@ -30,7 +35,7 @@ repl-diskless-sync yes
 repl-diskless-sync-delay 0
 client-output-buffer-limit replica 1gb 512mb 60
 cluster-require-full-coverage no
-user default off resetpass resetkeys resetchannels -@all
+user default on resetpass #$unheld ~* &* +@all
 user $user on #$digest ~* &* +@all
 masteruser $user
 masterauth "$QASEARCH_REDIS_PASSWORD"

@@ -13,6 +13,11 @@ hash tag), so a document is either wholly written or not at all. Per document:
   ``DEL`` passage and tensors, ``SREM`` and an ``op=del`` ingest entry;
 * ``HSET keys.document`` with the passage count.
 
+After the EXEC, ``HINCRBY`` of ``keys.CORPUS_RECORDED`` in ``keys.CORPUS_META`` by
+the passages it added minus those it removed: another slot, so not in the
+transaction. A loader that dies between the two leaves the record short, never
+long, so a record above what the index holds means acknowledged passages were lost.
+
 Unchanged passages are not rewritten, so loading the same file again is cheap and
 asks the workers for nothing; the corpus ``version`` is bumped only when something
 changed.
@@ -71,6 +76,7 @@ class _Counts:
     written: int = 0
     unchanged: int = 0
     deleted: int = 0
+    added: int = 0  # of the written, those not in the index before
 
 
 def corpus_partitions(client: RedisCluster, settings: Settings) -> int:
@@ -120,6 +126,8 @@ def _write_partition(
                 "source": doc.source, "chunk": p.chunk, "char_start": p.char_start,
             })
             tx.sadd(keys.passage_index(tag), pid)
+            if old_text is None:
+                counts.added += 1
             tx.xadd(keys.ingest_stream(tag), {"op": "set", "pid": pid},
                     maxlen=INGEST_MAXLEN, approximate=True)
             counts.written += 1
@@ -133,6 +141,8 @@ def _write_partition(
         tx.hset(keys.document(tag, doc.doc_id),
                 mapping={"passages": len(passages), "source": doc.source})
     tx.execute()
+    if counts.added != counts.deleted:
+        client.hincrby(keys.CORPUS_META, keys.CORPUS_RECORDED, counts.added - counts.deleted)
     return counts
 
 

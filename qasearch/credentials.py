@@ -80,6 +80,16 @@ def generate_password(data_dir: str, username: str, configured_dir: str = "",
     return password, path
 
 
+def unheld_password_digest() -> str:
+    """SHA-256 (hex) of a fresh random password that is dropped at once: nobody holds it.
+
+    For the ``default`` ACL user of every node, which must be ``on`` (see
+    :mod:`qasearch.nodeacl`) yet must never let anyone in. Only the digest is written
+    into a node's config; a new one is made on every start.
+    """
+    return hashlib.sha256(secrets.token_urlsafe(PASSWORD_BYTES).encode()).hexdigest()
+
+
 def forget_password(data_dir: str, configured_dir: str = "",
                     environ: Mapping[str, str] | None = None) -> bool:
     """Delete the stored password of that cluster (its data is gone); True if one existed."""

@@ -3,7 +3,7 @@
 Partition keys carry the partition's hash tag (``{p05}``), node-local keys carry the
 node's tag (``{n1}``), see :mod:`qasearch.partitions`. Layout::
 
-    qa:corpus{qa}                  hash   partitions, version          (cluster-wide)
+    qa:corpus{qa}                  hash   partitions, version, passages (cluster-wide)
     qa:passage{p05}:<pid>          hash   text, title, doc_id, source, chunk, char_start
     qa:index{p05}                  set    passage ids of the partition
     qa:doc{p05}:<doc>              hash   passages (count of chunks), source
@@ -37,6 +37,10 @@ import unicodedata
 PREFIX = "qa"
 ANSWER_PREFIX = "bertqa"
 CORPUS_META = PREFIX + ":corpus{qa}"
+# Field of CORPUS_META: passages the loaders recorded as written (new minus removed),
+# a plain HINCRBY after each partition's EXEC, so it replays even where a transaction
+# would not, and ``qasearch cluster status`` can set the index against it.
+CORPUS_RECORDED = "passages"
 
 _SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.~")
 

@@ -25,7 +25,6 @@ is a redis-server on that port, are ever signalled.
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import os
 import shutil
@@ -39,12 +38,12 @@ from pathlib import Path
 
 import redis
 from redis.backoff import NoBackoff
-from redis.crc import key_slot
 from redis.retry import Retry
 
-from qasearch import keys, procs
-from qasearch.credentials import DEFAULT_USERNAME, secret_file
-from qasearch.partitions import balanced_slot_ranges, in_ranges, owned_partitions
+from qasearch import durability, nodeacl, procs
+from qasearch.credentials import secret_file
+from qasearch.nodeacl import quote
+from qasearch.partitions import balanced_slot_ranges, owned_partitions
 from qasearch.settings import Settings
 from qasearch.topology import masters as topology_masters
 from qasearch.topology import node_client
@@ -61,6 +60,10 @@ class ClusterError(RuntimeError):
 
 class PortInUse(ClusterError):
     """A port the layout needs is held by a process that is not one of our nodes."""
+
+
+class ReplayError(ClusterError):
+    """A node started but its log shows AOF replay errors: acknowledged data is missing."""
 
 
 # --------------------------------------------------------------------------- layout
@@ -156,10 +159,6 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
     spec.folder.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -168,9 +167,9 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
         f"bind {ip}",
         "protected-mode yes",
         "daemonize yes",
-        f"pidfile {_quote(str(spec.pidfile))}",
-        f"logfile {_quote(str(spec.logfile))}",
-        f"dir {_quote(str(spec.folder))}",
+        f"pidfile {quote(str(spec.pidfile))}",
+        f"logfile {quote(str(spec.logfile))}",
+        f"dir {quote(str(spec.folder))}",
         "cluster-enabled yes",
         "cluster-config-file nodes.conf",
         f"cluster-node-timeout {NODE_TIMEOUT_MS}",
@@ -194,34 +193,16 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
     os.fchmod(fd, 0o600)  # also when an older auth.conf had other bits
     with os.fdopen(fd, "w") as f:
         f.write(acl_config(settings))
-    lines.append(f"include {_quote(str(auth))}")
+    lines.append(f"include {quote(str(auth))}")
     spec.conf.write_text("\n".join(lines) + "\n")
 
 
 def acl_config(settings: Settings) -> str:
-    """The ACL part of a node's config: the default user off, one password user.
-
-    With ``default`` off a new connection is unauthenticated, so every command but
-    AUTH/HELLO gets ``NOAUTH``. The qasearch user gets all keys (``~*``), all pub/sub
-    channels (``&*``, for the keyspace notifications) and all commands (``+@all``):
-    one account runs the gateway, workers, loaders and the cluster admin (CLUSTER
-    ADDSLOTSRANGE/MEET/REPLICATE/FAILOVER/SETSLOT, MIGRATE, CONFIG). The server keeps
-    only the SHA-256 of the password; ``masterauth`` needs it in clear, so a replica can
-    authenticate to its master (as ``masteruser``), also after a failover.
-    """
-    if not settings.redis_password:
-        raise ClusterError(
-            "no Redis password: set QASEARCH_REDIS_PASSWORD, or let `qasearch cluster up` "
-            "generate one"
-        )
-    user = settings.redis_username or DEFAULT_USERNAME
-    digest = hashlib.sha256(settings.redis_password.encode()).hexdigest()
-    return (
-        "user default off resetpass resetkeys resetchannels -@all\n"
-        f"user {_quote(user)} on #{digest} ~* &* +@all\n"
-        f"masteruser {_quote(user)}\n"
-        f"masterauth {_quote(settings.redis_password)}\n"
-    )
+    """The node's ACL lines (:func:`qasearch.nodeacl.acl_config`: why ``default`` is on)."""
+    try:
+        return nodeacl.acl_config(settings)
+    except nodeacl.MissingPassword as exc:
+        raise ClusterError(str(exc)) from None
 
 
 def log_tail(spec: NodeSpec, lines: int = 15) -> str:
@@ -319,10 +300,21 @@ def _wait_ping(
                     raise PortInUse(
                         f"node {spec.port} could not bind:\n{log_tail(spec)}"
                     ) from None
+                _check_replay([spec], offsets)  # e.g. it exited on a bad AOF
                 return False, f"node {spec.port} does not answer PING ({exc})", spec
         return True, "", None
 
     _wait("nodes to answer", timeout, probe)
+    _check_replay(specs, offsets)  # a node answers PING only once its AOF is loaded
+
+
+def _check_replay(specs: list[NodeSpec], offsets: dict[int, int]) -> None:
+    """Raise ReplayError for the first node started now whose log shows AOF replay errors."""
+    for spec in specs:
+        if spec.port in offsets:
+            why = durability.replay_failure(spec.port, spec.logfile, offsets[spec.port])
+            if why:
+                raise ReplayError(why)
 
 
 def _parse_nodes(reply: dict) -> dict[int, dict]:
@@ -404,6 +396,8 @@ class ClusterStatus:
     nodes: list[NodeStatus] = field(default_factory=list)
     masters: list[MasterStatus] = field(default_factory=list)
     partitions: int = 0
+    passages: int | None = None  # in the partitions' indexes (None: unknown)
+    passages_recorded: int | None = None  # by the loaders (None: no record)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -617,19 +611,9 @@ def _live_view(
     return None, {}, "down"
 
 
-def _partition_count(settings: Settings, ms: list, default: int) -> int:
-    slot = key_slot(keys.CORPUS_META.encode())
-    owner = next((m for m in ms if in_ranges(slot, m.ranges)), None)
-    if owner is None:
-        return default
-    client = node_client(owner.host, owner.port, settings, socket_timeout=2,
-                         retry=Retry(NoBackoff(), 0))
-    try:
-        raw = client.hget(keys.CORPUS_META, "partitions")
-    except redis.RedisError:
-        raw = None
-    finally:
-        client.close()
+def _partition_count(settings: Settings, ms: list, default: int,
+                     meta: dict[str, str] | None = None) -> int:
+    raw = (durability.corpus_meta(settings, ms) if meta is None else meta).get("partitions")
     return int(raw) if raw else default
 
 
@@ -678,12 +662,16 @@ def status(settings: Settings) -> ClusterStatus:
         ))
     masters: list[MasterStatus] = []
     partitions = settings.masters * settings.partitions_per_master
+    counted = durability.PassageCount(None, None)
     if via is not None:
         try:
             ms = topology_masters(settings, via=(ip, via))
         except redis.RedisError:
             ms = []
-        partitions = _partition_count(settings, ms, partitions)
+        meta = durability.corpus_meta(settings, ms)
+        partitions = _partition_count(settings, ms, partitions, meta)
+        if meta:
+            counted = durability.passage_count(settings, ms, partitions, meta)
         for m in ms:
             masters.append(MasterStatus(
                 m.address, m.node_id, m.tag, [tuple(r) for r in m.ranges],
@@ -691,4 +679,4 @@ def status(settings: Settings) -> ClusterStatus:
                 [n.address for n in nodes if n.node_id and
                  by_id.get(n.node_id, {}).get("master_id") == m.node_id],
             ))
-    return ClusterStatus(state, nodes, masters, partitions)
+    return ClusterStatus(state, nodes, masters, partitions, counted.present, counted.recorded)

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from qasearch import keys
+from qasearch import keys, localcluster
 from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
 from qasearch.settings import to_environ
-from qasearch.topology import cluster_client, masters
-from tests.helpers import free_port
+from qasearch.topology import cluster_client, masters, node_client
+from tests.helpers import HOST, free_port
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample" / "corpus.jsonl"
@@ -95,3 +95,24 @@ def wait_for(predicate, timeout: float = 60.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what() if callable(what) else what}")
 
 
+def replicas_match_masters(settings) -> list[tuple[int, int]]:
+    """Wait until each replica holds as many passages as its master; (master's, replica's)."""
+    def passages(port: int) -> int:
+        client = node_client(HOST, port, settings, socket_timeout=30)
+        try:
+            return sum(1 for _ in client.scan_iter(match="qa:passage{*", count=1000))
+        finally:
+            client.close()
+
+    status = localcluster.status(settings)
+    by_address = {n.address: n.port for n in status.nodes}
+    counts = []
+    for m in status.masters:
+        assert m.replicas, f"master {m.address} has no replica"
+        for replica in m.replicas:
+            ports = (by_address[m.address], by_address[replica])
+            wait_for(lambda p=ports: passages(p[0]) == passages(p[1]), timeout=120,
+                     what=lambda p=ports: f"replica {p[1]} to hold as many passages as "
+                                          f"master {p[0]}: {passages(p[1])} vs {passages(p[0])}")
+            counts.append((passages(ports[0]), passages(ports[1])))
+    return counts

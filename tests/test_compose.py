@@ -95,7 +95,7 @@ def test_redis_nodes_are_configured_as_the_local_cluster_is():
     script = (REPO / "deploy" / "redis-node.sh").read_text()
     for line in ("cluster-enabled yes", "notify-keyspace-events Em", "appendonly yes",
                  "cluster-require-full-coverage no", "cluster-node-timeout 2000",
-                 "user default off", "masterauth"):
+                 "user default on resetpass #$unheld ~* &* +@all", "masterauth"):
         assert f"\n{line}" in script, f"redis-node.sh lacks {line!r}"
     assert "requirepass" not in script
 

@@ -16,7 +16,7 @@ from qasearch import keys, localcluster, modelpkg
 from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.topology import cluster_client, masters, node_client
 from qasearch.workers import is_ready
-from tests.system import wait_for
+from tests.system import replicas_match_masters, wait_for
 from tests.traffic import Traffic
 
 DEADLINE_MS = 8000
@@ -87,5 +87,10 @@ def test_master_failover_under_traffic(system):
     assert node.get(key) is None
     assert wait_for(lambda: node.get(key), what="the key-miss answer on the promoted node")
 
-    localcluster.up(system)  # the old master comes back as a replica
+    localcluster.up(system)  # the old master comes back as a replica (from its own AOF)
     wait_for(lambda: localcluster.status(system).state == "ok", what="cluster ok")
+    returned = next(n for n in localcluster.status(system).nodes if n.port == victim.port)
+    assert returned.role == "replica" and returned.replica_of == promoted.address
+    # what arrived by replication is all there, on the new master and on the old one
+    pairs = replicas_match_masters(system)
+    assert all(a == b for a, b in pairs) and sum(a for a, _ in pairs) == before[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from qasearch import credentials, localcluster
@@ -42,8 +43,26 @@ def _with_password(settings: Settings) -> Settings:
     return settings.replace(redis_password=password)
 
 
+def _passages_line(status: localcluster.ClusterStatus) -> str:
+    present = "unknown" if status.passages is None else str(status.passages)
+    if status.passages_recorded is None:
+        return f"passages {present} (no count recorded by the loaders)"
+    line = f"passages {present} of {status.passages_recorded} recorded by the loaders"
+    if _missing(status):
+        line += (f": {status.passages_recorded - status.passages} MISSING (lost in a restart "
+                 f"or a failover; see each node's redis.log)")
+    return line
+
+
+def _missing(status: localcluster.ClusterStatus) -> bool:
+    return (status.passages is not None and status.passages_recorded is not None
+            and status.passages < status.passages_recorded)
+
+
 def _print_status(status: localcluster.ClusterStatus) -> None:
     print(f"cluster_state {status.state}, {status.partitions} partitions")
+    if status.state != "down":
+        print(_passages_line(status))
     masters = {m.address: m for m in status.masters}
     for n in status.nodes:
         pid = f"pid {n.pid}" if n.pid else "no pid"
@@ -108,7 +127,9 @@ def _status(args: argparse.Namespace) -> int:
         print("no cluster nodes found")
     else:
         _print_status(status)
-    return 0 if status.state == "ok" else 1
+    if _missing(status) and args.json:
+        print("passages missing: fewer in the indexes than the loaders recorded", file=sys.stderr)
+    return 0 if status.state == "ok" and not _missing(status) else 1
 
 
 def _common() -> argparse.ArgumentParser:
@@ -150,7 +171,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "status", parents=[common], help="nodes, roles, slots and partitions per master",
         description="Show every node and, per master, its slots, node tag and partitions. "
-                    "Exit code 1 unless cluster_state is ok.",
+                    "Also the passages in the partitions' indexes against those the loaders "
+                    "recorded. Exit code 1 unless cluster_state is ok and no recorded passage "
+                    "is missing.",
     )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_status)
