@@ -45,9 +45,9 @@ def main() -> int:
     if not has_model(settings):
         reader = os.environ.get("QASEARCH_READER") or DEFAULT_READER
         if qasearch("model", "push", reader) != 0:
-            print("!! the reader cannot be fetched: pushing the offline MiniLM package, whose "
-                  "QA head is UNTRAINED (its spans are not real answers)", flush=True)
-            if qasearch("model", "push", "--offline-minilm") != 0:
+            print("the reader cannot be fetched: pushing the trained MiniLM reader that "
+                  "ships with qasearch (models/minilm-squad)", flush=True)
+            if qasearch("model", "push") != 0:
                 return 1
     return qasearch("load", SAMPLE, "--format", "jsonl")
 

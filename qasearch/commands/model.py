@@ -17,17 +17,31 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+def _shipped_reader() -> str:
+    """The folder of the reader that ships with qasearch, rebuilt (and digest-checked)."""
+    from loaders import shipped_reader
+
+    try:
+        folder = shipped_reader.rebuild()
+    except shipped_reader.ShippedReaderError as exc:
+        raise CommandError(f"the shipped reader cannot be rebuilt: {exc}") from None
+    print(f"no SOURCE given: the trained reader that ships with qasearch "
+          f"({shipped_reader.SHIPPED_DIR.name}, rebuilt in {folder})")
+    return str(folder)
+
+
 def _push(args: argparse.Namespace) -> int:
     from loaders import model_push
 
-    if not args.source and not args.offline_minilm:
-        raise CommandError("name a checkpoint (hub id or local folder) or pass --offline-minilm")
     if args.source and args.offline_minilm:
         raise CommandError("give either SOURCE or --offline-minilm, not both")
     settings = load_settings()
+    source = args.source
     try:
+        if not source and not args.offline_minilm:
+            source = _shipped_reader()
         package, report = model_push.prepare(
-            args.source, embedder=args.embedder, offline_minilm=args.offline_minilm,
+            source, embedder=args.embedder, offline_minilm=args.offline_minilm,
             max_seq_len=args.max_seq_len, quantize=args.quantize,
         )
     except model_push.ModelPushError as exc:
@@ -119,7 +133,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Load an extractive-QA checkpoint (hub id or local folder), trace it to "
         "TorchScript, check the trace, and store it on every master as the current model.",
     )
-    p.add_argument("source", nargs="?", help="hub id or local folder of an extractive-QA model")
+    p.add_argument("source", nargs="?", help="hub id or local folder of an extractive-QA model "
+                   "(default: the trained MiniLM reader shipped in models/minilm-squad)")
     p.add_argument("--embedder", help="sentence-transformers folder (default: all-MiniLM-L6-v2)")
     p.add_argument("--offline-minilm", action="store_true",
                    help="reader = MiniLM with a seeded UNTRAINED QA head (tests, no hub needed)")

