@@ -1,8 +1,10 @@
 """The gateway's whole-response cache.
 
 A response is cached under a digest of everything that decides it: the
-normalised question, ``num_results``, ``top_k``, the corpus version (bumped by
-every load that changes passages) and the model version. Loading passages or
+question as the reader reads it (:func:`qasearch.keys.question_form`: case and
+spacing kept, since a cased reader answers "Who" and "who" differently),
+``num_results``, ``top_k``, the corpus version (bumped by every load that changes
+passages) and the model version. Loading passages or
 pushing a model therefore makes every older entry unreachable at once; the TTL
 clears them out. Only complete responses (every shard answered) are cached.
 """
@@ -27,7 +29,7 @@ class ResponseCache:
         return (self.client.hget(keys.CORPUS_META, "version") or b"0").decode()
 
     def key(self, question: str, num_results: int, top_k: int, model_version: str) -> str:
-        parts = [keys.normalize_question(question), num_results, top_k,
+        parts = [keys.question_form(question), num_results, top_k,
                  self.corpus_version(), model_version]
         return keys.response(json.dumps(parts, ensure_ascii=False))
 

@@ -21,8 +21,8 @@ import numpy as np
 from gears.asking import AskingPipeline, absent_here, is_redirect
 from gears.engine import AnswerEngine, ReadItem
 from gears.retrieval import PartitionIndex
-from gears.tensorize import reader_encoding
-from qasearch import codec, keys
+from gears.tensorize import READER_FIELDS, made_by, passage_tokens, stored_tokens
+from qasearch import keys
 from qasearch.partitions import partition_tag
 
 
@@ -77,7 +77,7 @@ def answer_question(
     for c in candidates:
         tag = partition_tag(c.partition)
         pipe.hmget(keys.passage(tag, c.pid), ["text", "title", "doc_id"])
-        pipe.hmget(keys.tensors(tag, c.pid), ["ids", "offsets", "reader_tok"])
+        pipe.hmget(keys.tensors(tag, c.pid), [*READER_FIELDS, "reader_tok"])
     raw = pipe.execute(raise_on_error=False)
     lost: set[int] = set()
     for part, reply in zip(parts, raw[: len(parts)]):
@@ -87,22 +87,22 @@ def answer_question(
     for i, cand in enumerate(candidates):
         _check(reads[2 * i], cand.partition, lost)
         _check(reads[2 * i + 1], cand.partition, lost)
-    normalised = keys.normalize_question(question.text)
-    own_tok = model.reader_tokenizer_id.encode()
+    asked = keys.question_form(question.text)  # what the reader reads and the key holds
+    own_tok = made_by(model)
 
     found = []  # (candidate, title, doc_id, read item)
     for i, cand in enumerate(candidates):
         if cand.partition in lost:
             continue
-        (text, title, doc_id), (ids, offsets, tok) = reads[2 * i], reads[2 * i + 1]
-        if text is None or ids is None:
+        (text, title, doc_id), (*fields, tok) = reads[2 * i], reads[2 * i + 1]
+        if text is None or fields[0] is None:
             continue  # deleted, or not yet tokenised: nothing to read
         tag = partition_tag(cand.partition)
         if tok == own_tok:
-            ids, offsets = codec.decode(ids), codec.decode(offsets)
-        else:  # stored by another reader tokenizer (a swap in progress): tokenise now
-            ids, offsets = reader_encoding(model, text.decode())
-        item = ReadItem(tag, cand.pid, normalised, text.decode(), ids, offsets)
+            tokens = stored_tokens(*fields)
+        else:  # stored by another tokenizer or layout (a swap in progress): tokenise now
+            tokens = passage_tokens(model, text.decode())
+        item = ReadItem(tag, cand.pid, asked, text.decode(), tokens)
         found.append((cand, (title or b"").decode(), (doc_id or b"").decode(), item))
 
     values = engine.answers(model, [f[3] for f in found], use_cache=question.use_cache)

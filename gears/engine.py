@@ -23,7 +23,8 @@ from gears.asking import is_redirect
 from gears.batcher import DynamicBatcher
 from gears.singleflight import SingleFlight
 from gears.stats import WorkerStats
-from qasearch import codec, keys
+from gears.tensorize import READER_FIELDS, made_by, passage_tokens, stored_tokens
+from qasearch import keys
 from qasearch.settings import Settings
 
 
@@ -33,10 +34,9 @@ class ReadItem:
 
     tag: str
     pid: str
-    question: str  # normalised
+    question: str  # as the reader reads it and the answer key holds it (keys.question_form)
     text: str
-    ids: np.ndarray
-    offsets: np.ndarray
+    tokens: reader.PassageTokens
 
     @property
     def key(self) -> str:
@@ -79,7 +79,7 @@ class AnswerEngine:
                 )
             max_len = min(self.settings.max_seq_len, model.reader_max_seq_len)
             windows_per_item.append(reader.build_windows(
-                q_ids, item.ids, item.offsets, max_len, self.settings.doc_stride, model.specials
+                q_ids, item.tokens, max_len, self.settings.doc_stride, model.specials
             ))
         flat = [w for ws in windows_per_item for w in ws]
         # Similar lengths side by side, so the batches cut from this run pad little.
@@ -95,8 +95,9 @@ class AnswerEngine:
             part = logits[pos : pos + len(windows)]
             pos += len(windows)
             best = reader.decode(
-                windows, [s for s, _ in part], [e for _, e in part], item.text, item.offsets,
-                top_k=1, max_answer_len=self.settings.max_answer_len,
+                windows, [s for s, _ in part], [e for _, e in part], item.text,
+                item.tokens.offsets, top_k=1, max_answer_len=self.settings.max_answer_len,
+                handle_impossible_answer=self.settings.handle_impossible_answer,
             )
             if not best or not best[0].text:
                 out.append(None)
@@ -207,25 +208,29 @@ class AnswerEngine:
         self.drop_passage_answers(tag, pids)
 
     # --- key-miss trigger -----------------------------------------------------
-    def load_item(self, tag: str, pid: str, question: str) -> ReadItem | None:
+    def load_item(self, model, tag: str, pid: str, question: str) -> ReadItem | None:
         pipe = self.client.pipeline(transaction=False)
         pipe.hget(keys.passage(tag, pid), "text")
-        pipe.hmget(keys.tensors(tag, pid), ["ids", "offsets"])
-        text, (ids, offsets) = pipe.execute()
-        if text is None or ids is None:
+        pipe.hmget(keys.tensors(tag, pid), [*READER_FIELDS, "reader_tok"])
+        text, (*fields, tok) = pipe.execute()
+        if text is None or fields[0] is None:
             return None
-        return ReadItem(tag, pid, question, text.decode(), codec.decode(ids), codec.decode(offsets))
+        if tok == made_by(model):
+            tokens = stored_tokens(*fields)
+        else:  # stored by another tokenizer or layout (a swap in progress): tokenise now
+            tokens = passage_tokens(model, text.decode())
+        return ReadItem(tag, pid, question, text.decode(), tokens)
 
     def on_keymiss(self, model, key: str, owned_tags: set[str]) -> bool:
         """Compute and store the answer a missed GET asked for; False if not ours to answer."""
         parsed = keys.parse_answer(key)
         if parsed is None or parsed[0] not in owned_tags or self.flights.in_flight(key):
             return False
-        if keys.normalize_question(parsed[2]) != parsed[2]:
+        if keys.question_form(parsed[2]) != parsed[2]:
             return False  # not a key we would ever write: nothing to compute
         if self.client.exists(key):
             return False
-        item = self.load_item(*parsed)
+        item = self.load_item(model, *parsed)
         if item is None:
             return False
         self.answers(model, [item])

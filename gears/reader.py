@@ -22,6 +22,12 @@ What the pipeline does, and so what this module does:
   score, CLS is zeroed, the ``top_k * 2 + 10`` best spans of the banded outer
   product are kept, each widened to whole words (within the window), and answers
   with equal text (case-insensitive) across candidates and windows add up scores.
+* "Whole words" are the tokenizer's own: the pipeline widens with
+  ``token_to_word``/``word_to_chars``, i.e. the words its pre-tokenizer split the
+  passage into (ByteLevel splits punctuation, digits and ``'s`` into words of their
+  own; WordPiece and Metaspace split differently). So the passage carries the word
+  index of every token (:class:`PassageTokens`, stored with its ids and offsets),
+  never a guess from vocabulary markers.
 """
 
 from __future__ import annotations
@@ -37,6 +43,31 @@ NULL_SCORE_START = 1000000  # the pipeline's "large and positive" initial null s
 
 
 @dataclass(frozen=True, eq=False)
+class PassageTokens:
+    """A passage as the reader holds it: its tokenizer encoding without special tokens."""
+
+    ids: np.ndarray  # int32 [n] reader token ids
+    offsets: np.ndarray  # int32 [n, 2] character offsets in the passage text
+    words: np.ndarray  # int32 [n] the tokenizer's word index of each token (-1: none)
+
+    @classmethod
+    def from_encoding(cls, encoding) -> PassageTokens:
+        """From a ``tokenizers`` Encoding of the passage alone (``add_special_tokens=False``)."""
+        words = [-1 if w is None else w for w in encoding.word_ids]
+        return cls(np.asarray(encoding.ids, dtype=np.int32),
+                   np.asarray(encoding.offsets, dtype=np.int32).reshape(-1, 2),
+                   np.asarray(words, dtype=np.int32))
+
+    def __post_init__(self) -> None:
+        n = np.asarray(self.ids).reshape(-1).shape[0]
+        if np.asarray(self.offsets).shape != (n, 2) or np.asarray(self.words).shape != (n,):
+            raise ValueError(
+                f"offsets of shape {np.asarray(self.offsets).shape} and words of shape "
+                f"{np.asarray(self.words).shape} for {n} passage ids"
+            )
+
+
+@dataclass(frozen=True, eq=False)
 class Window:
     """One reader input sequence over a slice of a passage (unpadded)."""
 
@@ -46,7 +77,7 @@ class Window:
     context_start: int  # position in the sequence of the first passage token
     passage_start: int  # index in the passage of that token
     passage_end: int  # exclusive
-    word_start: np.ndarray  # bool [n] for the whole passage (shared by its windows)
+    words: np.ndarray  # int32 [n] word index of each passage token (shared by its windows)
     pad_id: int
 
     def __len__(self) -> int:
@@ -97,20 +128,15 @@ def window_ranges(n_question: int, n_passage: int, max_seq_len: int, doc_stride:
 
 def build_windows(
     question_ids: Sequence[int] | np.ndarray,
-    passage_ids: np.ndarray,
-    passage_offsets: np.ndarray,
+    passage: PassageTokens,
     max_seq_len: int,
     doc_stride: int,
     specials: Specials,
 ) -> list[Window]:
     """The pipeline's features for (question, passage), from pre-tokenised ids."""
     q = np.asarray(question_ids, dtype=np.int64).reshape(-1)
-    p = np.asarray(passage_ids, dtype=np.int64).reshape(-1)
-    if np.asarray(passage_offsets).shape != (p.shape[0], 2):
-        raise ValueError(
-            f"offsets of shape {np.asarray(passage_offsets).shape} for {p.shape[0]} passage ids"
-        )
-    word_start = specials.word_start[p] if p.size else np.zeros(0, dtype=bool)
+    p = np.asarray(passage.ids, dtype=np.int64).reshape(-1)
+    words = np.asarray(passage.words)
     head = np.concatenate([np.asarray(specials.prefix, dtype=np.int64), q,
                            np.asarray(specials.middle, dtype=np.int64)])
     head_types = np.concatenate([
@@ -131,7 +157,7 @@ def build_windows(
         p_mask[head.shape[0] : head.shape[0] + stop - start] = 0
         if specials.cls_id is not None:
             p_mask[ids == specials.cls_id] = 0  # the pipeline keeps CLS: the "no answer" slot
-        windows.append(Window(ids, types, p_mask, head.shape[0], start, stop, word_start,
+        windows.append(Window(ids, types, p_mask, head.shape[0], start, stop, words,
                               specials.pad_id))
     return windows
 
@@ -205,18 +231,22 @@ def _select(start: np.ndarray, end: np.ndarray, p_mask: np.ndarray, min_null_sco
 
 
 def _char_span(window: Window, s: int, e: int, offsets: np.ndarray) -> tuple[int, int]:
-    """Characters of the words holding tokens ``s`` and ``e``, limited to the window."""
+    """Characters of the words holding tokens ``s`` and ``e``, limited to the window.
+
+    As the pipeline's ``word_to_chars`` on the window's encoding: from the first token
+    of ``s``'s word to the last token of ``e``'s word that the window holds.
+    """
     i, j = window.passage_index(s), window.passage_index(e)
-    if i is None or j is None:
+    words = window.words
+    if i is None or j is None or words[i] < 0 or words[j] < 0:
         # The pipeline's fallback when a token has no word: raw token offsets,
         # and special tokens have offsets (0, 0).
         first = (int(offsets[i][0]), int(offsets[i][1])) if i is not None else (0, 0)
         last = (int(offsets[j][0]), int(offsets[j][1])) if j is not None else (0, 0)
         return first[0], last[1]
-    ws = window.word_start
-    while i > window.passage_start and not ws[i]:
+    while i > window.passage_start and words[i - 1] == words[i]:
         i -= 1
-    while j + 1 < window.passage_end and not ws[j + 1]:
+    while j + 1 < window.passage_end and words[j + 1] == words[j]:
         j += 1
     return int(offsets[i][0]), int(offsets[j][1])
 

@@ -38,7 +38,7 @@ from gears.engine import AnswerEngine
 from gears.ownership import Ownership, OwnershipTracker
 from gears.retrieval import PartitionIndex
 from gears.stats import WorkerStats
-from gears.tensorize import PassageText, tensorize
+from gears.tensorize import PassageText, made_by, tensorize
 from qasearch import codec, keys, modelpkg
 from qasearch.models import LoadedModel
 from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
@@ -221,7 +221,7 @@ class Worker:
             for pid, (emb, tok, emb_id) in zip(chunk, pipe.execute()):
                 current = (
                     emb is not None
-                    and tok == model.reader_tokenizer_id.encode()
+                    and tok == made_by(model)
                     and emb_id == model.embedder_id.encode()
                 )
                 if current:

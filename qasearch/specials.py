@@ -1,29 +1,25 @@
-"""The reader tokenizer's pair template and word boundaries, read from tokenizer.json.
+"""The reader tokenizer's pair template, read from tokenizer.json.
 
 The QA reader sees ``prefix question middle passage suffix`` (for BERT:
 ``[CLS] q [SEP] p [SEP]``, for RoBERTa ``<s> q </s></s> p </s>``). The template is
 taken from the tokenizer's own post-processor, so windows built from pre-tokenised
 ids are the sequences the tokenizer itself would have produced.
 
-``word_start[id]`` says whether token ``id`` begins a word. The Hugging Face QA
-pipeline widens an answer to whole words; this table lets the reader do the same
-from token ids alone. It is exact for WordPiece vocabularies (BERT, DistilBERT,
-MiniLM, ELECTRA), where exactly the tokens without the ``##`` prefix begin a word;
-for other models it is the best guess from the word-start marker (``Ġ``, ``▁``).
+Word boundaries are not read from the vocabulary: the Hugging Face QA pipeline
+widens an answer to the words the tokenizer's pre-tokenizer made, so the word index
+of every passage token is stored with the passage (:class:`gears.reader.PassageTokens`).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-import numpy as np
 from tokenizers import Tokenizer
 
 
 @dataclass(frozen=True, eq=False)
 class Specials:
-    """Special tokens of a pair sequence and the word-start table of the vocabulary."""
+    """Special tokens of a pair sequence."""
 
     cls_id: int | None
     sep_id: int | None
@@ -36,7 +32,6 @@ class Specials:
     suffix_types: tuple[int, ...]
     question_type: int
     passage_type: int
-    word_start: np.ndarray  # bool [vocab size]
 
     @property
     def count(self) -> int:
@@ -52,36 +47,10 @@ def plain_copy(tokenizer: Tokenizer) -> Tokenizer:
     return copy
 
 
-def _pre_tokenizer_json(tokenizer: Tokenizer) -> str:
-    return json.dumps(json.loads(tokenizer.to_str())["pre_tokenizer"])
-
-
-def _word_start_table(tokenizer: Tokenizer) -> np.ndarray:
-    vocab = tokenizer.get_vocab(with_added_tokens=True)
-    table = np.ones(max(vocab.values()) + 1, dtype=bool)
-    model = tokenizer.model
-    kind = type(model).__name__
-    if kind == "WordPiece":
-        marker, starts_with_marker = model.continuing_subword_prefix, False
-    elif kind == "BPE" and "ByteLevel" in _pre_tokenizer_json(tokenizer):
-        marker, starts_with_marker = "\u0120", True  # byte-level BPE marks a leading space
-    elif kind in {"Unigram", "BPE"}:
-        marker, starts_with_marker = "\u2581", True  # sentencepiece marks a word start
-    else:
-        return table  # unknown: every token its own word (no widening)
-    added = {t.content for t in tokenizer.get_added_tokens_decoder().values()}
-    for token, idx in vocab.items():
-        if token in added:
-            continue
-        has = token.startswith(marker)
-        table[idx] = has if starts_with_marker else not has
-    return table
-
-
 def from_tokenizer(
     tokenizer: Tokenizer, cls_id: int | None, sep_id: int | None, pad_id: int | None
 ) -> Specials:
-    """Read the pair template (and word starts) of ``tokenizer``.
+    """Read the pair template of ``tokenizer``.
 
     The ids of cls/sep/pad come from the model's tokenizer config (the manifest),
     since tokenizer.json does not name them.
@@ -107,5 +76,4 @@ def from_tokenizer(
         suffix_types=tuple(types[p1:]),
         question_type=types[q0],
         passage_type=types[p0],
-        word_start=_word_start_table(plain),
     )

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from loaders import model_push
+from qasearch import modelpkg
 from qasearch.models import LoadedModel
+from qasearch.settings import to_environ
+from qasearch.topology import masters, node_client
 from tests import tiny_models
 
 
@@ -77,3 +85,96 @@ def test_unreachable_sources_fail_fast_and_clearly(tmp_path):
         model_push.prepare(str(tmp_path / "missing"))
     with pytest.raises(model_push.ModelPushError, match="offline-minilm"):
         model_push.prepare(None)
+
+
+# --- refusals: what is not an extractive-QA reader never reaches the cluster --------
+
+
+def _tiny_bert_config():
+    return tiny_models.tiny_config(len(tiny_models.minilm_tokenizer()))
+
+
+def _save(folder, model, tokenizer=None):
+    model.save_pretrained(folder)
+    (tokenizer or tiny_models.minilm_tokenizer()).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def refused_folders(tmp_path_factory):
+    from transformers import (
+        BertForQuestionAnswering,
+        BertForSequenceClassification,
+        CTRLTokenizer,
+        GPT2Config,
+        GPT2LMHeadModel,
+        T5Config,
+        T5ForConditionalGeneration,
+    )
+
+    root = tmp_path_factory.mktemp("refused")
+    vocab, merges = root / "vocab.json", root / "merges.txt"
+    vocab.write_text('{"a": 0, "b": 1, "ab": 2, "<unk>": 3}')
+    merges.write_text("#version: 0.2\na b\n")
+    return {
+        "classifier": _save(root / "classifier",
+                            BertForSequenceClassification(_tiny_bert_config())),
+        "causal": _save(root / "causal", GPT2LMHeadModel(GPT2Config(
+            vocab_size=1000, n_embd=32, n_layer=1, n_head=2, n_positions=128))),
+        "seq2seq": _save(root / "seq2seq", T5ForConditionalGeneration(T5Config(
+            vocab_size=1000, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_heads=2))),
+        "slow-tokenizer": _save(root / "slow-tokenizer",
+                                BertForQuestionAnswering(_tiny_bert_config()),
+                                CTRLTokenizer(str(vocab), str(merges))),
+    }
+
+
+def _versions(settings) -> list[list[str]]:
+    out = []
+    for m in masters(settings):
+        client = node_client(m.host, m.port, settings)
+        try:
+            out.append(modelpkg.list_versions(client, m.tag))
+        finally:
+            client.close()
+    return out
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("classifier", "is a classifier (BertForSequenceClassification)"),
+    ("slow-tokenizer", "has no fast tokenizer"),
+])
+def test_push_refuses_before_storing_anything(cluster, refused_folders, kind, message):
+    before = _versions(cluster)
+    proc = subprocess.run(
+        [sys.executable, "-m", "qasearch", "model", "push", str(refused_folders[kind]),
+         "--embedder", str(refused_folders["classifier"]), "--quiet"],
+        env={**os.environ, **to_environ(cluster), "HF_HUB_OFFLINE": "1"},
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode != 0, proc.stdout
+    assert message in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert _versions(cluster) == before  # nothing stored on any master
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("causal", "is a causal (generative) language model"),
+    ("seq2seq", "is a sequence-to-sequence model"),
+])
+def test_generative_checkpoints_are_refused(refused_folders, kind, message):
+    with pytest.raises(model_push.ModelPushError, match=re.escape(message)):
+        model_push.prepare(str(refused_folders[kind]),
+                           embedder=str(refused_folders["classifier"]))
+
+
+class NotTraceable(nn.Module):
+    """Returns a string: TorchScript cannot trace it."""
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, types: torch.Tensor) -> str:
+        return "span"
+
+
+def test_a_model_that_does_not_trace_is_refused():
+    with pytest.raises(model_push.ModelPushError, match="does not trace to TorchScript"):
+        model_push.trace_checked(NotTraceable(), vocab_size=30522, pad_id=0, what="reader")

@@ -19,9 +19,11 @@ import pytest
 import torch
 
 from gears import reader
+from gears.tensorize import passage_tokens
 from loaders import model_push
+from qasearch import keys
 from qasearch.models import LoadedModel
-from tests import tiny_models
+from tests import families, tiny_models
 
 BUCKET = 16  # the default length bucket (settings.length_bucket_tokens)
 SCORE_TOL = 1e-4
@@ -96,16 +98,15 @@ def as_list(result) -> list[dict]:
 
 def ours(model: LoadedModel, question: str, context: str, cfg) -> list[reader.Answer]:
     max_seq_len, stride, top_k, max_answer_len, impossible = cfg
-    enc = model.reader_tokenizer.encode(context, add_special_tokens=False)
-    ids = np.asarray(enc.ids, dtype=np.int32)
-    offsets = np.asarray(enc.offsets, dtype=np.int32).reshape(-1, 2)
+    tokens = passage_tokens(model, context)  # what the worker stores for the passage
     windows = reader.build_windows(
-        model.question_ids(question), ids, offsets, max_seq_len, stride, model.specials
+        model.question_ids(keys.question_form(question)), tokens, max_seq_len, stride,
+        model.specials,
     )
     batch = reader.pad_batch(windows, BUCKET)
     start, end = model.reader_logits(*batch)
     return reader.decode(
-        windows, list(start), list(end), context, offsets,
+        windows, list(start), list(end), context, tokens.offsets,
         top_k=top_k, max_answer_len=max_answer_len, handle_impossible_answer=impossible,
     )
 
@@ -118,7 +119,7 @@ def theirs(qa, question: str, context: str, cfg) -> list[dict]:
     ))
 
 
-def compare(model: LoadedModel, qa, pairs, configs) -> tuple[int, int]:
+def compare(model: LoadedModel, qa, pairs, configs, max_refused: float = 0.05) -> tuple[int, int]:
     """Checks every pair; returns (pairs compared, pairs needing more than one window).
 
     A pair our reader refuses (ValueError) must be refused by the pipeline too.
@@ -143,7 +144,7 @@ def compare(model: LoadedModel, qa, pairs, configs) -> tuple[int, int]:
             assert abs(g.score - w["score"]) < SCORE_TOL, f"{where}\n ours {got}\n pipeline {want}"
         n_tokens = len(model.reader_tokenizer.encode(context, add_special_tokens=False).ids)
         multi += n_tokens + len(model.question_ids(question)) + 3 > cfg[0]
-    assert refused <= len(pairs) // 20, f"{refused} pairs refused: the generator is off"
+    assert refused <= len(pairs) * max_refused, f"{refused} pairs refused: the generator is off"
     return len(pairs) - refused, multi
 
 
@@ -215,10 +216,8 @@ def test_windows_follow_tokenizer_overflow(tokenizer, tiny):
         text=question, text_pair=context, truncation="only_second", max_length=64, stride=16,
         return_overflowing_tokens=True, return_token_type_ids=True,
     )
-    p = model.reader_tokenizer.encode(context, add_special_tokens=False)
     windows = reader.build_windows(
-        model.question_ids(question), np.asarray(p.ids), np.asarray(p.offsets), 64, 16,
-        model.specials,
+        model.question_ids(question), passage_tokens(model, context), 64, 16, model.specials,
     )
     assert [w.input_ids.tolist() for w in windows] == enc["input_ids"]
     assert [w.token_type_ids.tolist() for w in windows] == enc["token_type_ids"]
@@ -229,11 +228,10 @@ def test_impossible_configurations_raise_like_the_pipeline(tiny):
     context = "word " * 200
     long_question = "why " * 40 + "?"
     q_ids = model.question_ids(long_question)
-    p = model.reader_tokenizer.encode(context, add_special_tokens=False)
-    ids, offsets = np.asarray(p.ids), np.asarray(p.offsets)
+    tokens = passage_tokens(model, context)
     for max_len, stride in [(64, 32), (40, 8), (64, 65)]:
         with pytest.raises(ValueError):
-            reader.build_windows(q_ids, ids, offsets, max_len, stride, model.specials)
+            reader.build_windows(q_ids, tokens, max_len, stride, model.specials)
         assert refuses(qa, question=long_question, context=context,
                        max_seq_len=max_len, doc_stride=stride)
 
@@ -241,9 +239,9 @@ def test_impossible_configurations_raise_like_the_pipeline(tiny):
 def test_padding_does_not_change_answers(tiny):
     model, _ = tiny
     question, context = make_pairs(seed=5, count=1)[0]
-    enc = model.reader_tokenizer.encode(context * 3, add_special_tokens=False)
-    ids, offsets = np.asarray(enc.ids), np.asarray(enc.offsets)
-    windows = reader.build_windows(model.question_ids(question), ids, offsets, 128, 32,
+    tokens = passage_tokens(model, context * 3)
+    offsets = tokens.offsets
+    windows = reader.build_windows(model.question_ids(question), tokens, 128, 32,
                                    model.specials)
     tight = [model.reader_logits(*reader.pad_batch([w], 1)) for w in windows]
     padded = model.reader_logits(*reader.pad_batch(windows, 256))
@@ -253,3 +251,27 @@ def test_padding_does_not_change_answers(tiny):
     b = reader.decode(windows, list(padded[0]), list(padded[1]), context * 3, offsets, top_k=3)
     assert [(x.text, x.start, x.end) for x in a] == [(x.text, x.start, x.end) for x in b]
     assert np.allclose([x.score for x in a], [x.score for x in b], atol=SCORE_TOL)
+
+
+@pytest.fixture(scope="module", params=sorted(families.FAMILIES))
+def family(request, tmp_path_factory, tokenizer):
+    """A tiny checkpoint of one reader family, loaded as ``qasearch model push`` loads it."""
+    folder, _, _ = families.build(request.param, tmp_path_factory.mktemp(request.param))
+    eager, tok, trained = model_push.load_reader(str(folder))
+    try:
+        package, _ = model_push.build_package(
+            eager, tok, trained, tiny_models.tiny_embedder(), tokenizer, 64,
+            name=request.param, source=str(folder), embedder_source="tests/tiny",
+            max_seq_len=128,
+        )
+    except model_push.ModelPushError as exc:  # refused at push: nothing to compare
+        pytest.skip(f"{request.param} refused at push: {exc}")
+    return LoadedModel.from_package(package, threads=1), pipeline_for(eager, tok)
+
+
+def test_every_reader_family_matches_pipeline(family):
+    """Cased questions, punctuation, digits and odd spacing, over several windows."""
+    model, qa = family
+    # tiny vocabularies make long questions: more of them leave no room for stride 100
+    checked, multi = compare(model, qa, make_pairs(seed=7, count=60), CONFIGS, max_refused=0.15)
+    assert checked >= 51 and multi >= 10

@@ -110,7 +110,7 @@ def _decode_all(jobs, logits, settings: Settings) -> None:
         for windows, p in zip(windows_per_passage, passages):
             part = [next(rows) for _ in windows]
             reader.decode(windows, [s for s, _ in part], [e for _, e in part], p.text,
-                          p.offsets, top_k=1, max_answer_len=settings.max_answer_len)
+                          p.tokens.offsets, top_k=1, max_answer_len=settings.max_answer_len)
 
 
 @dataclass

@@ -18,6 +18,7 @@ import numpy as np
 
 from gears import reader
 from gears.retrieval import PartitionIndex
+from gears.tensorize import READER_FIELDS, made_by, stored_tokens
 from qasearch import codec, keys
 from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.settings import Settings
@@ -32,8 +33,7 @@ class StoredPassage:
     pid: str
     text: str
     title: str
-    ids: np.ndarray
-    offsets: np.ndarray
+    tokens: reader.PassageTokens
 
     @property
     def key(self) -> str:
@@ -91,14 +91,14 @@ class CorpusSnapshot:
             for pid in chunk:
                 pipe.hmget(keys.passage(tag, pid), ["text", "title"])
                 pipe.hmget(keys.tensors(tag, pid),
-                           ["ids", "offsets", "emb", "reader_tok", "embedder"])
+                           [*READER_FIELDS, "emb", "reader_tok", "embedder"])
             raw = pipe.execute()
             for i, pid in enumerate(chunk):
-                (text, title), (ids, offsets, emb, tok, emb_id) = raw[2 * i], raw[2 * i + 1]
-                if text is None or ids is None or emb is None:
+                (text, title), (*fields, emb, tok, emb_id) = raw[2 * i], raw[2 * i + 1]
+                if text is None or fields[0] is None or emb is None:
                     self.missing += 1
                     continue
-                if (tok or b"").decode() != model.reader_tokenizer_id or (
+                if tok != made_by(model) or (
                     (emb_id or b"").decode() != model.embedder_id
                 ):
                     self.stale += 1
@@ -106,7 +106,7 @@ class CorpusSnapshot:
                 index.upsert(pid, codec.decode(emb))
                 self.passages[pid] = StoredPassage(
                     tag, pid, text.decode(), (title or b"").decode(),
-                    codec.decode(ids), codec.decode(offsets),
+                    stored_tokens(*fields),
                 )
 
     def candidates(self, embedding: np.ndarray, top_k: int) -> list[list[StoredPassage]]:
@@ -122,12 +122,12 @@ class CorpusSnapshot:
     def windows(model, question: str, passages: list[StoredPassage],
                 settings: Settings) -> list[reader.Window]:
         """The reader windows of ``question`` over ``passages``, as the worker builds them
-        (the question normalised as in its answer key, capped at max_question_tokens)."""
-        q_ids = model.question_ids(keys.normalize_question(question),
+        (the question as its answer key holds it, capped at max_question_tokens)."""
+        q_ids = model.question_ids(keys.question_form(question),
                                    settings.max_question_tokens)
         max_len = min(settings.max_seq_len, model.reader_max_seq_len)
         found: list[reader.Window] = []
         for p in passages:
-            found.extend(reader.build_windows(q_ids, p.ids, p.offsets, max_len,
+            found.extend(reader.build_windows(q_ids, p.tokens, max_len,
                                               settings.doc_stride, model.specials))
         return found
