@@ -78,8 +78,9 @@ Open-domain figures (through the running system) are in the README.
 ## Rebuild it
 
 ```sh
-qasearch model train ../shared/squad/train-v1.1-first44.json ../shared/squad/train-v2.0-first10.json \\
-    --output var/train/run --epochs {settings['epochs']} --lr {settings['learning_rate']:g} \\
+qasearch model train ../shared/squad/train-v1.1-first44.json \\
+    ../shared/squad/train-v2.0-first10.json --output var/train/run \\
+    --epochs {settings['epochs']} --lr {settings['learning_rate']:g} \\
     --negatives {settings['negatives']} --threads {settings['threads']} --seed {settings['seed']}
 qasearch model ship var/train/run --output models/{manifest['name']} \\
     --eval ../shared/squad/dev-v2.0-half.json

@@ -16,9 +16,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from qasearch import keys, modelpkg
+from qasearch import modelpkg
 from qasearch.topology import masters, node_client
 from qasearch.training import trainer
+from qasearch.workers import is_ready, states
 from tests import tiny_models
 from tests.system import REPO, post, qasearch, wait_for
 
@@ -123,14 +124,8 @@ def test_bad_training_data_stops_before_any_step(tiny_base, tmp_path, content, m
 
 
 def _serving(settings, version: str) -> bool:
-    for master in masters(settings):
-        client = node_client(master.host, master.port, settings)
-        try:
-            if client.hget(keys.worker_state(master.tag), "model") != version.encode():
-                return False
-        finally:
-            client.close()
-    return True
+    found = states(settings)
+    return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
 
 
 def test_a_trained_folder_pushes_and_serves(system, tiny_base, tmp_path):
