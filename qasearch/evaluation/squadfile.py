@@ -54,7 +54,7 @@ def read_eval_questions(path: str | Path, limit: int | None = None) -> list[Eval
     try:
         paragraphs = read_paragraphs(path)
     except LoadError as exc:
-        raise EvalFileError(exc.report()) from None
+        raise EvalFileError(f"{exc} (not a SQuAD JSON file?)") from None
     found: list[EvalQuestion] = []
     for p_no, paragraph in enumerate(paragraphs):
         if not isinstance(paragraph.qas, list):
