@@ -1,7 +1,8 @@
 """The gateway: ``POST /qasearch`` fans a question out to every shard and merges the answers.
 
 Routes:
-    POST /qasearch   {"search": str, "num_results": int = 5, "top_k": int, "timeout_ms": int}
+    POST /qasearch   {"search": str, "num_results": int = 5, "top_k": int, "timeout_ms": int,
+                      "cache": bool = true, "passages": bool = false}
     GET  /healthz    the process is up
     GET  /readyz     every partition is served by a live, ready worker (else 503 + reasons)
     GET  /metrics    Prometheus metrics of all gunicorn workers (see api/metrics.py)
@@ -32,6 +33,8 @@ from qasearch.topology import cluster_client
 # that just switched nodes is served once the new owner's worker has seen the switch.
 COVERAGE_ATTEMPTS = 4
 COVERAGE_PAUSE_S = 0.5
+
+PASSAGE_FIELDS = ("doc_id", "sentencekey", "partition", "similarity", "null_score")
 
 UNTRAINED_WARNING = (
     "the reader's QA head is untrained (offline MiniLM): spans are not real answers; "
@@ -66,6 +69,30 @@ def merge(
                        "missing": missing},
     }
     return answers[:num_results], shards
+
+
+def passages_read(replies: list[ShardReply], partitions: int) -> list[dict]:
+    """Every passage the answering shards read (a moving partition counted once), most
+    similar first."""
+    assigned, _ = coverage.assign(replies, partitions)
+    read = [p for r in replies if r.ok for p in r.payload.get("read", [])
+            if assigned.get(p.get("partition")) is r]
+    read.sort(key=lambda p: p["similarity"], reverse=True)
+    return read
+
+
+def no_answer(results: list[dict], read: list[dict]) -> tuple[bool, float | None]:
+    """Whether nothing read answers the question, and the null score that says so.
+
+    The passages read are taken as the windows of one context, as the QA pipeline's
+    ``handle_impossible_answer`` takes a long context's windows: the null score is the
+    lowest over them, and "no answer" wins when it is above the best span's score.
+    """
+    nulls = [p["null_score"] for p in read if p.get("null_score") is not None]
+    null = min(nulls) if nulls else None
+    if not results:
+        return True, null
+    return null is not None and null > results[0]["score"], null
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -137,7 +164,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         if query.cache:
             try:
                 cache_key = responses.key(
-                    query.search, query.num_results, query.top_k, model.version
+                    query.search, query.num_results, query.top_k, model.version,
+                    query.passages,
                 )
             except redis.RedisError:
                 cache_key = None
@@ -178,6 +206,8 @@ def create_app(settings: Settings | None = None) -> Flask:
                 partitions=partitions,
             ))
         results, shards = merge(replies, query.num_results, partitions)
+        read = passages_read(replies, partitions)
+        unanswered, null_score = no_answer(results, read)
         versions = {
             r.payload["model"]["version"] for r in replies if r.ok and r.payload.get("model")
         }
@@ -187,7 +217,12 @@ def create_app(settings: Settings | None = None) -> Flask:
             "took_ms": round((time.perf_counter() - started) * 1000.0, 2),
             "shards": shards,
             "model": {"version": model.version, "trained": model.trained},
+            "no_answer": unanswered,
+            "null_score": null_score,
+            "passages_read": len(read),
         }
+        if query.passages:
+            body["passages"] = [{k: p.get(k) for k in PASSAGE_FIELDS} for p in read]
         if versions - {model.version}:
             body["model"]["shard_versions"] = sorted(versions)
         if not model.trained:

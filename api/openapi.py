@@ -39,6 +39,7 @@ def _object(properties: dict, required: list[str] | None = None) -> dict:
 
 def _schemas(settings: Settings) -> dict:
     string, integer, number = {"type": "string"}, {"type": "integer"}, {"type": "number"}
+    nullable_number = {**number, "nullable": True}
     strings = {"type": "array", "items": string}
     return {
         "Error": _object({"error": {**string, "description": "what is wrong"}}),
@@ -54,6 +55,8 @@ def _schemas(settings: Settings) -> dict:
                            "description": "deadline of the whole request"},
             "cache": {"type": "boolean", "default": True,
                       "description": "false bypasses the answer and response caches"},
+            "passages": {"type": "boolean", "default": False,
+                         "description": "true lists the passages read in the response"},
         }, required=["search"]),
         "Answer": _object({
             "answer": {**string, "description": "sentence[start:end]"},
@@ -61,6 +64,13 @@ def _schemas(settings: Settings) -> dict:
             "end": {**integer, "minimum": 0}, "sentence": string, "sentencekey": string,
             "title": string, "doc_id": string, "partition": string, "similarity": number,
             "answerkey": {**string, "description": "the answer's cache key in Redis"},
+            "null_score": {**nullable_number,
+                           "description": "the reader's no-answer score on this passage"},
+        }, required=["answer", "score", "start", "end", "sentence", "sentencekey", "title",
+                     "doc_id", "partition", "similarity", "answerkey"]),
+        "PassageRead": _object({
+            "doc_id": string, "sentencekey": string, "partition": string,
+            "similarity": number, "null_score": nullable_number,
         }),
         "FailedShard": _object({
             "node": string, "reason": string,
@@ -84,6 +94,13 @@ def _schemas(settings: Settings) -> dict:
             }, required=["version", "trained"]),
             "warning": {**string, "description": "present when the QA head is untrained"},
             "cached": {"type": "boolean"},
+            "no_answer": {"type": "boolean", "description": "true when the lowest null score "
+                          "of the passages read is above the best span's score (or nothing "
+                          "was found): the reader says nothing read answers the question"},
+            "null_score": {**nullable_number, "description": "lowest null score read"},
+            "passages_read": {**integer, "minimum": 0},
+            "passages": {"type": "array", "items": _ref("PassageRead"),
+                         "description": "with \"passages\": true; most similar first"},
         }, required=["search", "results", "took_ms", "shards", "model", "cached"]),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({

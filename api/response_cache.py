@@ -28,9 +28,12 @@ class ResponseCache:
     def corpus_version(self) -> str:
         return (self.client.hget(keys.CORPUS_META, "version") or b"0").decode()
 
-    def key(self, question: str, num_results: int, top_k: int, model_version: str) -> str:
+    def key(self, question: str, num_results: int, top_k: int, model_version: str,
+            passages: bool = False) -> str:
         parts = [keys.question_form(question), num_results, top_k,
                  self.corpus_version(), model_version]
+        if passages:  # the same answers, a longer body: cached apart
+            parts.append("passages")
         return keys.response(json.dumps(parts, ensure_ascii=False))
 
     def get(self, key: str) -> dict | None:

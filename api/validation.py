@@ -21,6 +21,7 @@ class QueryRequest:
     top_k: int
     timeout_ms: int
     cache: bool = True
+    passages: bool = False  # list the passages read in the response
 
 
 def _int_field(body: dict, name: str, default: int, low: int, high: int) -> int:
@@ -49,7 +50,8 @@ def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
         raise BadRequest("body is not usable JSON: nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest("body must be a JSON object like {\"search\": \"...\"}")
-    unknown = sorted(set(body) - {"search", "num_results", "top_k", "timeout_ms", "cache"})
+    unknown = sorted(set(body) - {"search", "num_results", "top_k", "timeout_ms", "cache",
+                                  "passages"})
     if unknown:
         raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
     search = body.get("search")
@@ -64,11 +66,13 @@ def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
         raise BadRequest('"search" holds an unpaired surrogate escape, not Unicode text') from None
     if len(search) > settings.max_question_chars:
         raise BadRequest(f'"search" is longer than {settings.max_question_chars} characters')
-    cache = body.get("cache", True)
-    if not isinstance(cache, bool):
-        raise BadRequest('"cache" must be true or false')
+    cache, passages = body.get("cache", True), body.get("passages", False)
+    for name, value in (("cache", cache), ("passages", passages)):
+        if not isinstance(value, bool):
+            raise BadRequest(f'"{name}" must be true or false')
     return QueryRequest(
         cache=cache,
+        passages=passages,
         search=search,
         num_results=_int_field(body, "num_results", default_num_results(settings), 1,
                                settings.max_num_results),

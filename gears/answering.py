@@ -106,13 +106,19 @@ def answer_question(
         found.append((cand, (title or b"").decode(), (doc_id or b"").decode(), item))
 
     values = engine.answers(model, [f[3] for f in found], use_cache=question.use_cache)
-    answers = []
+    answers, read = [], []
     for (cand, title, doc_id, item), value in zip(found, values):
+        # every passage read, answered or not: the gateway can list them (recall of
+        # the retrieval) and take the lowest null score over all of them
+        read.append({"doc_id": doc_id, "sentencekey": keys.passage(item.tag, item.pid),
+                     "partition": item.tag, "similarity": cand.similarity,
+                     "null_score": value.get("null_score") if value else None})
         if value is None:
             continue
         answers.append({
             "answer": value["answer"], "score": value["score"],
             "start": value["start"], "end": value["end"],
+            "null_score": value.get("null_score"),  # absent from answers cached before it
             "sentence": item.text, "sentencekey": keys.passage(item.tag, item.pid),
             "title": title, "doc_id": doc_id, "partition": item.tag,
             "similarity": cand.similarity, "answerkey": item.key,
@@ -122,6 +128,7 @@ def answer_question(
         "answers": answers[: question.num_results],
         "served": sorted(partition_tag(p) for p in [*parts, *empty] if p not in lost),
         "passages_read": len(found),
+        "read": read,
         "took_ms": (time.perf_counter() - started) * 1000.0,
     }
 

@@ -56,6 +56,36 @@ def _redirects_only(replies: list) -> list:
     return out
 
 
+def question_ids(model, settings: Settings, question: str) -> np.ndarray:
+    """The reader ids of a question as the workers read it: in the answer key's form
+    (``keys.question_form``, which the caller applies), capped at max_question_tokens."""
+    return model.question_ids(question, settings.max_question_tokens)
+
+
+def passage_windows(model, settings: Settings, q_ids: np.ndarray,
+                    tokens: reader.PassageTokens) -> list[reader.Window]:
+    """The reader windows of (question, passage) at the served sequence length and stride."""
+    max_len = min(settings.max_seq_len, model.reader_max_seq_len)
+    return reader.build_windows(q_ids, tokens, max_len, settings.doc_stride, model.specials)
+
+
+def best_answer(model, settings: Settings, windows: Sequence[reader.Window], logits: Sequence,
+                text: str, offsets: np.ndarray, handle_impossible: bool = False) -> dict | None:
+    """The best span of one passage from its windows' (start, end) logits, with the
+    passage's null score; None when there is no span (or, with ``handle_impossible``,
+    when the null score beats every span, as the pipeline decides)."""
+    best, null = reader.decode_with_null(
+        windows, [s for s, _ in logits], [e for _, e in logits], text, offsets,
+        top_k=1, max_answer_len=settings.max_answer_len,
+        handle_impossible_answer=handle_impossible,
+    )
+    if not best or not best[0].text:
+        return None
+    a = best[0]
+    return {"answer": a.text, "score": float(a.score), "start": int(a.start), "end": int(a.end),
+            "null_score": null, "model": model.version}
+
+
 class AnswerEngine:
     def __init__(
         self, client: redis.Redis, batcher: DynamicBatcher, settings: Settings, stats: WorkerStats
@@ -74,13 +104,8 @@ class AnswerEngine:
         for item in items:
             q_ids = q_cache.get(item.question)
             if q_ids is None:
-                q_ids = q_cache[item.question] = model.question_ids(
-                    item.question, self.settings.max_question_tokens
-                )
-            max_len = min(self.settings.max_seq_len, model.reader_max_seq_len)
-            windows_per_item.append(reader.build_windows(
-                q_ids, item.tokens, max_len, self.settings.doc_stride, model.specials
-            ))
+                q_ids = q_cache[item.question] = question_ids(model, self.settings, item.question)
+            windows_per_item.append(passage_windows(model, self.settings, q_ids, item.tokens))
         flat = [w for ws in windows_per_item for w in ws]
         # Similar lengths side by side, so the batches cut from this run pad little.
         order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
@@ -94,17 +119,9 @@ class AnswerEngine:
         for item, windows in zip(items, windows_per_item):
             part = logits[pos : pos + len(windows)]
             pos += len(windows)
-            best = reader.decode(
-                windows, [s for s, _ in part], [e for _, e in part], item.text,
-                item.tokens.offsets, top_k=1, max_answer_len=self.settings.max_answer_len,
-                handle_impossible_answer=self.settings.handle_impossible_answer,
-            )
-            if not best or not best[0].text:
-                out.append(None)
-                continue
-            a = best[0]
-            out.append({"answer": a.text, "score": float(a.score), "start": int(a.start),
-                        "end": int(a.end), "model": model.version})
+            out.append(best_answer(
+                model, self.settings, windows, part, item.text, item.tokens.offsets,
+                handle_impossible=self.settings.handle_impossible_answer))
         return out
 
     # --- cache ----------------------------------------------------------------

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -214,7 +215,7 @@ def _decode_spans(start: np.ndarray, end: np.ndarray, topk: int, max_answer_len:
 
 
 def _select(start: np.ndarray, end: np.ndarray, p_mask: np.ndarray, min_null_score: float,
-            top_k: int, handle_impossible_answer: bool, max_answer_len: int):
+            top_k: int, max_answer_len: int):
     undesired_tokens = np.abs(p_mask - 1)  # attention mask is all ones: windows are unpadded
     undesired_mask = undesired_tokens == 0.0
     start = np.where(undesired_mask, -10000.0, start)
@@ -223,8 +224,9 @@ def _select(start: np.ndarray, end: np.ndarray, p_mask: np.ndarray, min_null_sco
     start = start / start.sum()
     end = np.exp(end - end.max(axis=-1, keepdims=True))
     end = end / end.sum()
-    if handle_impossible_answer:
-        min_null_score = min(min_null_score, (start[0, 0] * end[0, 0]).item())
+    # The pipeline takes this minimum only with handle_impossible_answer; it is kept
+    # always (it changes no span), so a caller can weigh the null score itself.
+    min_null_score = min(min_null_score, (start[0, 0] * end[0, 0]).item())
     start[0, 0] = end[0, 0] = 0.0
     starts, ends, scores = _decode_spans(start, end, top_k, max_answer_len, undesired_tokens)
     return starts, ends, scores, min_null_score
@@ -251,7 +253,16 @@ def _char_span(window: Window, s: int, e: int, offsets: np.ndarray) -> tuple[int
     return int(offsets[i][0]), int(offsets[j][1])
 
 
-def decode(
+def decode(windows: Sequence[Window], start_logits: Sequence[np.ndarray],
+           end_logits: Sequence[np.ndarray], passage_text: str, offsets: np.ndarray,
+           **options: Any) -> list[Answer]:
+    """The pipeline's answers for one passage, best first (at most ``top_k``); the
+    options are :func:`decode_with_null`'s."""
+    return decode_with_null(windows, start_logits, end_logits, passage_text, offsets,
+                            **options)[0]
+
+
+def decode_with_null(
     windows: Sequence[Window],
     start_logits: Sequence[np.ndarray],
     end_logits: Sequence[np.ndarray],
@@ -260,8 +271,10 @@ def decode(
     top_k: int = 1,
     max_answer_len: int = 15,
     handle_impossible_answer: bool = False,
-) -> list[Answer]:
-    """The pipeline's answers for one passage, best first (at most ``top_k``).
+) -> tuple[list[Answer], float]:
+    """The pipeline's answers for one passage, best first (at most ``top_k``), and the
+    passage's null score: the lowest, over its windows, of P(start = CLS) x P(end =
+    CLS), the pipeline's "no answer" score, comparable with the span scores.
 
     ``start_logits[i]``/``end_logits[i]`` are window ``i``'s logits; they may be
     longer than the window (padded batch): positions past it are ignored.
@@ -274,8 +287,7 @@ def decode(
         start = np.asarray(s_log, dtype=np.float32)[:n][None]
         end = np.asarray(e_log, dtype=np.float32)[:n][None]
         starts, ends, scores, min_null_score = _select(
-            start, end, window.p_mask[None], min_null_score, pre_topk,
-            handle_impossible_answer, max_answer_len,
+            start, end, window.p_mask[None], min_null_score, pre_topk, max_answer_len,
         )
         for s, e, score in zip(starts, ends, scores):
             a, b = _char_span(window, int(s), int(e), offsets)
@@ -288,4 +300,5 @@ def decode(
     if handle_impossible_answer:
         found.append({"score": min_null_score, "start": 0, "end": 0, "answer": ""})
     found = sorted(found, key=lambda x: x["score"], reverse=True)[:top_k]
-    return [Answer(x["answer"], float(x["score"]), x["start"], x["end"]) for x in found]
+    answers = [Answer(x["answer"], float(x["score"]), x["start"], x["end"]) for x in found]
+    return answers, float(min_null_score)

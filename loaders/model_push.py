@@ -62,7 +62,7 @@ class PushReport:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     trace_diff: dict[str, float] = field(default_factory=dict)
-    agreement: tuple[float, int] | None = None  # int8 vs fp32: (share same span, questions)
+    quality: object | None = None  # int8 vs fp32: loaders.agreement.QuantizedQuality
 
 
 def minilm_path() -> str:
@@ -244,7 +244,7 @@ def _config_dict(config) -> dict:
             if not k.startswith("_") and k not in {"transformers_version", "torchscript"}}
 
 
-def _reader_inputs(model: nn.Module, tokenizer) -> list[str]:
+def reader_inputs(model: nn.Module, tokenizer) -> list[str]:
     # The QA pipeline feeds the model exactly the tokenizer's model_input_names.
     params = inspect.signature(model.forward).parameters
     wants_types = "token_type_ids" in params and "token_type_ids" in tokenizer.model_input_names
@@ -259,7 +259,7 @@ def _quantize(model: nn.Module, quantize: str | None) -> nn.Module:
     return torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
 
 
-def _max_seq_len(requested: int, tokenizer, config) -> int:
+def max_seq_len_for(requested: int, tokenizer, config) -> int:
     limits = [requested, int(getattr(config, "max_position_embeddings", requested))]
     if int(tokenizer.model_max_length) < 1_000_000:  # "unset" is a huge sentinel
         limits.append(int(tokenizer.model_max_length))
@@ -282,7 +282,7 @@ def build_package(
 ) -> tuple[modelpkg.ModelPackage, PushReport]:
     """Trace, check and package already-loaded reader and embedder models."""
     report = PushReport(trained=trained)
-    inputs = _reader_inputs(reader_model, reader_tokenizer)
+    inputs = reader_inputs(reader_model, reader_tokenizer)
     # Digests are taken before quantising: the float weights plus the setting
     # determine the int8 ones.
     digests = {
@@ -316,7 +316,7 @@ def build_package(
             "format": "torchscript",
             "quantized": quantize,
             "config": _config_dict(config),
-            "max_seq_len": _max_seq_len(max_seq_len, reader_tokenizer, config),
+            "max_seq_len": max_seq_len_for(max_seq_len, reader_tokenizer, config),
             "inputs": inputs,
             "special_ids": {"cls": reader_tokenizer.cls_token_id,
                             "sep": reader_tokenizer.sep_token_id,
@@ -347,8 +347,11 @@ def prepare(
     offline_minilm: bool = False,
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
     quantize: str | None = None,
+    eval_file: str | Path | None = None,
 ) -> tuple[modelpkg.ModelPackage, PushReport]:
-    """Load, trace, check and package a reader (and embedder) from their sources."""
+    """Load, trace, check and package a reader (and embedder) from their sources; a
+    quantised reader is scored beside the fp32 one on ``eval_file`` (SQuAD format,
+    the sample questions by default)."""
     embedder_path = embedder or minilm_path()
     if offline_minilm or (source and is_local(source)):
         if is_local(embedder_path):
@@ -370,9 +373,14 @@ def prepare(
     )
     report.timings["load_checkpoints_s"] = load_s
     if quantize:
-        from loaders.agreement import span_agreement
+        from loaders.agreement import SAMPLE_QUESTIONS, quantized_quality
 
-        report.agreement = span_agreement(model, _quantize(model, quantize), tokenizer)
+        # scored at the package's sequence length, as the workers will read with it
+        report.quality = quantized_quality(
+            model, _quantize(model, quantize), tokenizer,
+            questions_path=Path(eval_file) if eval_file else SAMPLE_QUESTIONS,
+            max_seq_len=package.manifest["reader"]["max_seq_len"],
+        )
     return package, report
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from loaders import rawinput
@@ -31,14 +32,34 @@ def _parse(path: Path, max_file_bytes: int) -> object:
 def read_squad(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Iterator[Document]:
     """The file's documents; the whole file is checked before the first one is yielded, so
     a malformed SQuAD file loads nothing at all."""
-    return iter(list(_documents(path, _parse(path, max_file_bytes))))
+    return iter([
+        Document(doc_id=p.doc_id, title=p.title, text=p.context, source=Path(path).name)
+        for p in _paragraphs(path, _parse(path, max_file_bytes)) if not p.repeat
+    ])
 
 
-def _documents(path: Path, data: object) -> Iterator[Document]:
+@dataclass(frozen=True)
+class SquadParagraph:
+    """One paragraph of the file and the document id it is loaded under."""
+
+    doc_id: str  # for a repeated context: the id of its first occurrence
+    title: str
+    context: str
+    qas: object  # the paragraph's "qas" as found (checked by whoever reads questions)
+    repeat: bool
+
+
+def read_paragraphs(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> list[SquadParagraph]:
+    """Every paragraph (repeats included) with the document id :func:`read_squad` gives
+    its context, so an evaluation can tell which loaded document holds a question."""
+    return list(_paragraphs(path, _parse(path, max_file_bytes)))
+
+
+def _paragraphs(path: Path, data: object) -> Iterator[SquadParagraph]:
     articles = data.get("data") if isinstance(data, dict) else None
     if not isinstance(articles, list):
         raise LoadError(str(path), "", 'not SQuAD JSON: expected {"data": [...]}')
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # context -> the doc id it was loaded under
     next_index: dict[str, int] = {}  # per title: the paragraph number the next article starts at
     for a, article in enumerate(articles):
         where = f"record data[{a}]"
@@ -62,9 +83,6 @@ def _documents(path: Path, data: object) -> Iterator[Document]:
                     str(path), f"{where}.paragraphs[{p}]",
                     f'"context" must be a non-empty string, got {json_kind(context)}',
                 )
-            if context in seen:
-                continue
-            seen.add(context)
-            yield Document(
-                doc_id=f"{name}#{first + p}", title=title, text=context, source=Path(path).name,
-            )
+            repeat = context in seen
+            doc_id = seen.setdefault(context, f"{name}#{first + p}")
+            yield SquadParagraph(doc_id, title, context, paragraph.get("qas", []), repeat)

@@ -216,12 +216,7 @@ def _all_serving(settings: Settings, version: str | None = None) -> bool:
 
 def model_push(settings: Settings) -> str:
     """Push a relabelled copy of the current package, serve it, roll back, delete it."""
-    first = masters(settings)[0]
-    client = node_client(first.host, first.port, settings, socket_timeout=120)
-    try:
-        current = modelpkg.load(client, first.tag)
-    finally:
-        client.close()
+    current = modelpkg.load_current(settings)
     m = current.manifest
     # same weights, another digest: a new version id, but the same tokenizer and
     # embedder ids, so the workers swap the reader without re-embedding passages

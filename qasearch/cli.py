@@ -17,7 +17,7 @@ __all__ = ["CommandError", "main"]
 
 COMMAND_MODULES = (
     "cluster", "load", "model", "workers", "serve", "ask", "bench", "stats", "redisbench",
-    "recall", "synth", "prometheus_config", "chaos",
+    "recall", "synth", "prometheus_config", "chaos", "eval",
 )
 
 

@@ -276,6 +276,16 @@ def prune(client: redis.Redis, ntag: str, keep: int) -> list[str]:
     return doomed
 
 
+def load_current(settings: Settings) -> ModelPackage:
+    """The current package of the first master (every master holds the same one)."""
+    first = masters(settings)[0]
+    client = node_client(first.host, first.port, settings, socket_timeout=120)
+    try:
+        return load(client, first.tag)
+    finally:
+        client.close()
+
+
 def push_to_cluster(
     settings: Settings,
     package: ModelPackage,

@@ -31,6 +31,13 @@ def _load_script(blob: bytes) -> torch.jit.ScriptModule:
     return module
 
 
+def question_ids(tokenizer: Tokenizer, text: str, max_tokens: int | None = None) -> np.ndarray:
+    """Reader token ids of a question (no special tokens), at most ``max_tokens``: the
+    pipeline never truncates a question, so the reader caps it here."""
+    ids = tokenizer.encode(text, add_special_tokens=False).ids
+    return np.asarray(ids[:max_tokens] if max_tokens else ids, dtype=np.int64)
+
+
 @dataclass(eq=False)
 class LoadedModel:
     """A model package in memory, ready to embed and read."""
@@ -106,8 +113,7 @@ class LoadedModel:
 
     def question_ids(self, text: str, max_tokens: int | None = None) -> np.ndarray:
         """Reader token ids of a question (no special tokens), at most ``max_tokens``."""
-        ids = self.reader_tokenizer.encode(text, add_special_tokens=False).ids
-        return np.asarray(ids[:max_tokens] if max_tokens else ids, dtype=np.int64)
+        return question_ids(self.reader_tokenizer, text, max_tokens)
 
     def reader_logits(
         self,

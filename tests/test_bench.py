@@ -62,9 +62,9 @@ def test_bench_writes_results_report_and_plots_side_by_side(system, tmp_path):
         system, "bench", "--queries", "2", "--warmup", "1", "--concurrency", "2",
         "--level-queries", "2", "--padding-questions", "1", "--pipeline-questions", "1",
         "--pipeline-all-questions", "1", "--pipeline-all-limit", "6",
-        "--skip-redis-bench", "--output", str(out),
+        "--skip-redis-bench", "--eval-limit", "2", "--output", str(out),
     )
-    assert "summary:" in text and "system / floor" in text
+    assert "summary:" in text and "system / floor" in text and "quality: top-1" in text
     results = json.loads((out / "results.json").read_text())
     assert results["latency_c1"]["queries"] == 2 and results["latency_c1"]["errors"] == 0
     assert results["latency_c1"]["cached"] == 0 and results["cache_flag_sent"] is True
@@ -90,10 +90,14 @@ def test_bench_writes_results_report_and_plots_side_by_side(system, tmp_path):
     assert results["machine"]["cores"] >= 1 and results["settings"]["top_k"] >= 1
     assert "redis_password" not in results["settings"]
     assert len(results["raw"]["system_c1_ms"]) == 2
+    quality = results["quality"]  # the sample questions are not the loaded corpus: no recall
+    assert quality["open"]["questions"] == 2 and quality["open"]["recall_at"] is None
+    assert 0.0 <= quality["open"]["top1"]["f1"] <= 100.0 and quality["trained"] is False
 
     md = (out / "report.md").read_text()
     for heading in ("## Machine", "## Model", "## a. End to end", "## b. The floor",
-                    "## c. The usual alternative", "## Settings", "untrained"):
+                    "## c. The usual alternative", "## Answer quality", "## Settings",
+                    "untrained"):
         assert heading in md, heading
     assert results["model"]["version"] in md
     for name in ("latency_distribution.png", "throughput.png"):

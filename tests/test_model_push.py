@@ -59,6 +59,11 @@ def test_quantized_reader_is_checked_and_labelled(folders):
     qa, bare = folders
     package, report = model_push.prepare(str(qa), embedder=str(bare), quantize="int8")
     assert package.manifest["reader"]["quantized"] == "int8"
+    # both readers scored on the same 78 sample questions (noise: mechanics only)
+    quality = report.quality
+    assert quality.questions == 78 and 0.0 <= quality.same_span <= 1.0
+    for scores in (quality.fp32, quality.quantized):
+        assert 0.0 <= scores["exact_match"] <= scores["f1"] <= 100.0
     model = LoadedModel.from_package(package)
     start, end = model.reader_logits(np.full((2, 40), 1000), np.ones((2, 40), dtype=np.int64))
     assert start.shape == end.shape == (2, 40)

@@ -370,6 +370,10 @@ def _chaos(results: dict) -> list[str]:
 def markdown(results: dict, images: list[Path]) -> str:
     lines = _header(results)
     lines += _system(results) + _floor(results) + _pipeline(results) + _cache(results)
+    if results.get("quality"):
+        from qasearch.evaluation.report import quality_lines
+
+        lines += quality_lines(results["quality"])
     lines += _scale(results) + _tuning(results) + _chaos(results)
     for image in images:
         lines += [f"![{image.stem}]({image.name})", ""]

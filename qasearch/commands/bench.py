@@ -74,10 +74,36 @@ def _side_by_side(args: argparse.Namespace, settings: Settings) -> int:
         results, raw = bench.run()
     except (RuntimeError, OSError) as exc:
         raise CommandError(str(exc)) from None
+    if args.eval_limit:
+        results["quality"] = _quality(args, settings, url)
     folder, written = report.write(args.output, results, raw)
     _print_summary(results)
     print(f"written to {folder}: {', '.join(p.name for p in written)}")
     return 0
+
+
+def _quality(args: argparse.Namespace, settings: Settings, url: str) -> dict:
+    """Open-domain EM/F1 of the first --eval-limit questions, beside the speed figures;
+    recall of the gold paragraph only when the file's paragraphs are the loaded corpus."""
+    from qasearch.evaluation.open_domain import (
+        OpenConfig,
+        OpenEvalError,
+        check_corpus,
+        evaluate_open,
+    )
+    from qasearch.evaluation.squadfile import EvalFileError, read_eval_questions
+
+    path = args.eval_file or str(DEFAULT_QUESTIONS)
+    try:
+        questions = read_eval_questions(path, args.eval_limit)
+        gold = check_corpus(settings, questions, path, require=False) > 0
+        summary, rows = evaluate_open(
+            questions, OpenConfig(url=url, handle_impossible=any(q.impossible for q in questions),
+                                  api_key=settings.api_key), progress=False, gold_loaded=gold)
+    except (EvalFileError, OpenEvalError) as exc:
+        raise CommandError(f"quality section: {exc}") from None
+    trained = rows[0]["trained"] if rows else None
+    return {"file": path, "trained": trained, "open": summary}
 
 
 def _print_summary(results: dict) -> None:
@@ -98,6 +124,10 @@ def _print_summary(results: dict) -> None:
 
     print(f"  system / floor: latency p50 {x('latency_system_over_floor_p50')}, throughput "
           f"{x('throughput_system_over_floor')}")
+    if results.get("quality"):
+        top = results["quality"]["open"]["top1"]
+        print(f"  quality: top-1 EM {top['exact_match']:.1f}, F1 {top['f1']:.1f} on "
+              f"{top['questions']} questions of {results['quality']['file']}")
     if "pipeline" in results:
         print("  speed-up over the HF pipeline: same passages "
               f"{x('pipeline_same_passages_latency_speedup')} (latency), "
@@ -111,15 +141,9 @@ def _scale_package(settings: Settings):
     import redis
 
     from qasearch import modelpkg
-    from qasearch.topology import masters, node_client
 
     try:
-        first = masters(settings)[0]
-        client = node_client(first.host, first.port, settings, socket_timeout=120)
-        try:
-            return modelpkg.load(client, first.tag)
-        finally:
-            client.close()
+        return modelpkg.load_current(settings)
     except (redis.RedisError, OSError, IndexError, modelpkg.ModelPackageError):
         from loaders import model_push
 
@@ -263,6 +287,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="cap 'every passage' at this many passages (default: no cap)")
     parser.add_argument("--pipeline-model",
                         help="checkpoint folder of the served reader (when not offline MiniLM)")
+    parser.add_argument("--eval-file",
+                        help="SQuAD file for the report's answer-quality section (default: "
+                        "the sample questions); open domain, caches off")
+    parser.add_argument("--eval-limit", type=int, default=30, metavar="N",
+                        help="questions of the quality section (default 30; 0: none)")
     parser.add_argument("--skip-redis-bench", action="store_true",
                         help="do not run redis-benchmark on an answer key")
     parser.add_argument("--redis-requests", type=int,

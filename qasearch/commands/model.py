@@ -9,6 +9,7 @@ import redis
 
 from qasearch import keys, modelpkg
 from qasearch.errors import CommandError
+from qasearch.evaluation.squadfile import EvalFileError, read_eval_questions
 from qasearch.settings import load_settings
 from qasearch.topology import masters, node_client
 
@@ -35,6 +36,13 @@ def _push(args: argparse.Namespace) -> int:
 
     if args.source and args.offline_minilm:
         raise CommandError("give either SOURCE or --offline-minilm, not both")
+    if args.eval_file:
+        if not args.quantize:
+            raise CommandError("--eval-file scores a quantised reader: give --quantize too")
+        try:  # refuse a file that cannot be scored before minutes of tracing
+            read_eval_questions(args.eval_file)
+        except EvalFileError as exc:
+            raise CommandError(str(exc)) from None
     settings = load_settings()
     source = args.source
     try:
@@ -42,7 +50,7 @@ def _push(args: argparse.Namespace) -> int:
             source = _shipped_reader()
         package, report = model_push.prepare(
             source, embedder=args.embedder, offline_minilm=args.offline_minilm,
-            max_seq_len=args.max_seq_len, quantize=args.quantize,
+            max_seq_len=args.max_seq_len, quantize=args.quantize, eval_file=args.eval_file,
         )
     except model_push.ModelPushError as exc:
         raise CommandError(str(exc)) from None
@@ -56,10 +64,12 @@ def _push(args: argparse.Namespace) -> int:
     print(f"  embedder {_mib(m['sizes']['embedder'])}  dim {m['embedder']['dim']}"
           f"  max_seq_len {m['embedder']['max_seq_len']}"
           f"  traced in {report.timings['trace_embedder_s']:.1f} s")
-    if report.agreement is not None:
-        share, count = report.agreement
-        print(f"  int8 agreement with fp32: {share:.1%} identical best spans "
-              f"on {count} sample questions")
+    if report.quality is not None:
+        q = report.quality
+        print(f"  {args.quantize} reader  EM {q.quantized['exact_match']:.1f}  "
+              f"F1 {q.quantized['f1']:.1f}  beside fp32  EM {q.fp32['exact_match']:.1f}  "
+              f"F1 {q.fp32['f1']:.1f}  on the same {q.questions} questions "
+              f"(reader only; {q.same_span:.1%} identical best spans)")
     started = time.perf_counter()
     try:
         written = modelpkg.push_to_cluster(
@@ -141,6 +151,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-seq-len", type=int, default=384,
                    help="longest reader sequence (capped by the model)")
     p.add_argument("--quantize", choices=["int8"], help="dynamic int8 quantisation of the reader")
+    p.add_argument("--eval-file", metavar="FILE",
+                   help="with --quantize: SQuAD file whose questions score both readers "
+                   "(default: data/sample/questions.json)")
     p.add_argument("--keep", type=int, default=2,
                    help="versions to keep per master, current included (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
