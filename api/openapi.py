@@ -60,6 +60,7 @@ def _schemas(settings: Settings) -> dict:
             "score": number, "start": {**integer, "minimum": 0},
             "end": {**integer, "minimum": 0}, "sentence": string, "sentencekey": string,
             "title": string, "doc_id": string, "partition": string, "similarity": number,
+            "section": {**string, "description": "the passage's section title (CORD-19), or \"\""},
             "answerkey": {**string, "description": "the answer's cache key in Redis"},
         }),
         "FailedShard": _object({

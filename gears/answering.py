@@ -76,7 +76,7 @@ def answer_question(
         pipe.exists(keys.passage_index(partition_tag(part)))
     for c in candidates:
         tag = partition_tag(c.partition)
-        pipe.hmget(keys.passage(tag, c.pid), ["text", "title", "doc_id"])
+        pipe.hmget(keys.passage(tag, c.pid), ["text", "title", "doc_id", "section"])
         pipe.hmget(keys.tensors(tag, c.pid), ["ids", "offsets", "reader_tok"])
     raw = pipe.execute(raise_on_error=False)
     lost: set[int] = set()
@@ -90,11 +90,11 @@ def answer_question(
     normalised = keys.normalize_question(question.text)
     own_tok = model.reader_tokenizer_id.encode()
 
-    found = []  # (candidate, title, doc_id, read item)
+    found = []  # (candidate, title, doc_id, section, read item)
     for i, cand in enumerate(candidates):
         if cand.partition in lost:
             continue
-        (text, title, doc_id), (ids, offsets, tok) = reads[2 * i], reads[2 * i + 1]
+        (text, title, doc_id, section), (ids, offsets, tok) = reads[2 * i], reads[2 * i + 1]
         if text is None or ids is None:
             continue  # deleted, or not yet tokenised: nothing to read
         tag = partition_tag(cand.partition)
@@ -103,18 +103,19 @@ def answer_question(
         else:  # stored by another reader tokenizer (a swap in progress): tokenise now
             ids, offsets = reader_encoding(model, text.decode())
         item = ReadItem(tag, cand.pid, normalised, text.decode(), ids, offsets)
-        found.append((cand, (title or b"").decode(), (doc_id or b"").decode(), item))
+        found.append((cand, (title or b"").decode(), (doc_id or b"").decode(),
+                      (section or b"").decode(), item))
 
-    values = engine.answers(model, [f[3] for f in found], use_cache=question.use_cache)
+    values = engine.answers(model, [f[4] for f in found], use_cache=question.use_cache)
     answers = []
-    for (cand, title, doc_id, item), value in zip(found, values):
+    for (cand, title, doc_id, section, item), value in zip(found, values):
         if value is None:
             continue
         answers.append({
             "answer": value["answer"], "score": value["score"],
             "start": value["start"], "end": value["end"],
             "sentence": item.text, "sentencekey": keys.passage(item.tag, item.pid),
-            "title": title, "doc_id": doc_id, "partition": item.tag,
+            "title": title, "section": section, "doc_id": doc_id, "partition": item.tag,
             "similarity": cand.similarity, "answerkey": item.key,
         })
     answers.sort(key=lambda a: a["score"], reverse=True)

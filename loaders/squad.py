@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loaders import rawinput
-from loaders.documents import Document, LoadError, json_kind
+from loaders.documents import Document, LoadError, field_problem, json_kind
 from qasearch.settings import Settings
 
 MAX_FILE_BYTES = Settings().max_file_bytes
@@ -37,15 +37,21 @@ def read_squad(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Iterator[Doc
 def _documents(path: Path, data: object) -> Iterator[Document]:
     articles = data.get("data") if isinstance(data, dict) else None
     if not isinstance(articles, list):
-        raise LoadError(str(path), "", 'not SQuAD JSON: expected {"data": [...]}')
+        hint = ""
+        if isinstance(data, dict) and "paper_id" in data:
+            hint = ("; it looks like one CORD-19 document: load it with --format cord19 (a "
+                    "file, or a folder of pdf_json/ and pmc_json/ files with metadata.csv)")
+        raise LoadError(str(path), "", f'not SQuAD JSON: expected {{"data": [...]}}{hint}')
     seen: set[str] = set()
     next_index: dict[str, int] = {}  # per title: the paragraph number the next article starts at
     for a, article in enumerate(articles):
         where = f"record data[{a}]"
-        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
-            got = json_kind(article.get("paragraphs") if isinstance(article, dict) else article)
-            raise LoadError(str(path), where,
-                            f'expected an object with "paragraphs": [...], got {got}')
+        if not isinstance(article, dict):
+            got = json_kind(article)
+            raise LoadError(str(path), where, f'expected an object with "paragraphs": [...], '
+                            f"got {got}")
+        if not isinstance(article.get("paragraphs"), list):
+            raise LoadError(str(path), where, field_problem(article, "paragraphs", "an array"))
         title = article.get("title", "")
         if not isinstance(title, str):
             raise LoadError(str(path), where, f'"title" must be a string, got {json_kind(title)}')
@@ -58,13 +64,12 @@ def _documents(path: Path, data: object) -> Iterator[Document]:
                                 f'expected an object with "context", got {json_kind(paragraph)}')
             context = paragraph.get("context")
             if not isinstance(context, str) or not context.strip():
-                raise LoadError(
-                    str(path), f"{where}.paragraphs[{p}]",
-                    f'"context" must be a non-empty string, got {json_kind(context)}',
-                )
+                raise LoadError(str(path), f"{where}.paragraphs[{p}]",
+                                field_problem(paragraph, "context", "a non-empty string"))
             if context in seen:
                 continue
             seen.add(context)
             yield Document(
                 doc_id=f"{name}#{first + p}", title=title, text=context, source=Path(path).name,
+                path=str(path), location=f"{where}.paragraphs[{p}]",
             )
