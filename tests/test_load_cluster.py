@@ -202,7 +202,7 @@ def test_cli_loads_squad_cord19_and_text_and_prints_a_summary(cluster, tmp_path)
         proc = subprocess.run([sys.executable, "-m", "qasearch", "load", str(path)],
                               env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        assert f"loaded {docs} documents, {passages} passages" in proc.stdout
+        assert f"loaded {docs} document, {passages} passage" in proc.stdout
     client = cluster_client(cluster)
     tag = _partition(cluster, "cli-cord")
     assert client.hmget(keys.passage(tag, keys.passage_id("cli-cord", 1)), ["text", "title"]) == [
