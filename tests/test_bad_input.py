@@ -100,7 +100,7 @@ CASES = [
          absent=["bad-sq-trunc#0"]),
     Case("squad-paragraphs-not-a-list", "squad",
          {"s.json": _squad(_article("bad-sq-para"), {"title": "U", "paragraphs": "text"})},
-         ['record data[1]: expected an object with "paragraphs": [...], got a string',
+         ['record data[1]: "paragraphs" must be an array, got a string',
           "0 documents, 0 passages loaded before this record"],
          absent=["bad-sq-para#0"]),  # the whole file is checked before anything is written
     Case("squad-context-number", "squad",

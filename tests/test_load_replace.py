@@ -19,7 +19,7 @@ from qasearch.cli import main
 from qasearch.partitions import partition_for_doc, partition_tag
 from qasearch.settings import to_environ
 from qasearch.topology import cluster_client, node_client
-from tests.system import owner_of_doc, post, qasearch, wait_for
+from tests.system import owner_of_doc, qasearch, wait_for
 
 
 @pytest.fixture
@@ -217,30 +217,34 @@ def test_a_single_cord19_file_loads_and_misread_files_point_to_cord19(cluster, c
     assert 'p.json field "paper_id": "paper_id" is missing' in proc.stderr
 
 
-def test_a_removed_document_leaves_the_workers_index_and_answer_cache(system, tmp_path):
+def test_a_removed_document_leaves_no_answer_or_tensors_and_its_worker_handles_it(system, tmp_path):
     doc_id = "vanishing-doc"
     path = tmp_path / "vanish.jsonl"
     path.write_text(json.dumps({"id": doc_id, "title": "Vanishing",
                                 "text": "The lighthouse keeper painted the tower bright red."})
                     + "\n")
     qasearch(system, "load", str(path), "--quiet")
-    tag = _held(system, doc_id)["tag"]
+    tag, owner = owner_of_doc(system, doc_id)
     pid = keys.passage_id(doc_id, 0)
-    owner = owner_of_doc(system, doc_id)
     node = node_client(owner.host, owner.port, system)
     wait_for(lambda: node.exists(keys.tensors(tag, pid)), what="the passage's tensors")
     key = keys.answer(tag, pid, "What colour is the tower?")
     node.get(key)
     wait_for(lambda: node.get(key), what="the cached answer")
-    question = {"search": "What colour did the lighthouse keeper paint the tower?",
-                "num_results": 100, "top_k": 50, "cache": False}
-    status, body = post(system, question)
-    assert status == 200 and any(r["doc_id"] == doc_id for r in body["results"])
     path.write_text(json.dumps({"id": doc_id, "text": ""}) + "\n")
     out = qasearch(system, "load", str(path), "--quiet")
     assert "1 document removed with all their passages" in out
     assert not node.exists(key, keys.tensors(tag, pid), keys.passage(tag, pid))
-    # the worker takes the passage out of its in-memory index (the op=del ingest entry)
-    wait_for(lambda: not any(r["doc_id"] == doc_id for r in post(system, question)[1]["results"]),
-             what="the removed passage to leave the worker's index")
-    assert not node.exists(key, keys.tensors(tag, pid))
+    # The worker takes the passage out of its in-memory index on the op=del entry: wait
+    # until its group has been handed that entry and acknowledged it.
+    stream = keys.ingest_stream(tag)
+    (del_id,) = [e for e, f in node.xrange(stream) if f[b"op"] == b"del" and
+                 f[b"pid"] == pid.encode()]
+
+    def handled() -> bool:
+        group = next(g for g in node.xinfo_groups(stream) if g["name"] == keys.WORKER_GROUP.encode()
+                     or g["name"] == keys.WORKER_GROUP)
+        delivered = tuple(int(x) for x in group["last-delivered-id"].split(b"-"))
+        return delivered >= tuple(int(x) for x in del_id.split(b"-")) and not group["pending"]
+    wait_for(handled, what="the worker to handle the removal")
+    assert not node.exists(key, keys.tensors(tag, pid))  # nothing written back for it
