@@ -63,6 +63,7 @@ def _schemas(settings: Settings) -> dict:
             "score": number, "start": {**integer, "minimum": 0},
             "end": {**integer, "minimum": 0}, "sentence": string, "sentencekey": string,
             "title": string, "doc_id": string, "partition": string, "similarity": number,
+            "section": {**string, "description": "the passage's section title (CORD-19), or \"\""},
             "answerkey": {**string, "description": "the answer's cache key in Redis"},
             "null_score": {**nullable_number,
                            "description": "the reader's no-answer score on this passage"},

@@ -76,7 +76,7 @@ def answer_question(
         pipe.exists(keys.passage_index(partition_tag(part)))
     for c in candidates:
         tag = partition_tag(c.partition)
-        pipe.hmget(keys.passage(tag, c.pid), ["text", "title", "doc_id"])
+        pipe.hmget(keys.passage(tag, c.pid), ["text", "title", "doc_id", "section"])
         pipe.hmget(keys.tensors(tag, c.pid), [*READER_FIELDS, "reader_tok"])
     raw = pipe.execute(raise_on_error=False)
     lost: set[int] = set()
@@ -90,11 +90,11 @@ def answer_question(
     asked = keys.question_form(question.text)  # what the reader reads and the key holds
     own_tok = made_by(model)
 
-    found = []  # (candidate, title, doc_id, read item)
+    found = []  # (candidate, title, doc_id, section, read item)
     for i, cand in enumerate(candidates):
         if cand.partition in lost:
             continue
-        (text, title, doc_id), (*fields, tok) = reads[2 * i], reads[2 * i + 1]
+        (text, title, doc_id, section), (*fields, tok) = reads[2 * i], reads[2 * i + 1]
         if text is None or fields[0] is None:
             continue  # deleted, or not yet tokenised: nothing to read
         tag = partition_tag(cand.partition)
@@ -103,11 +103,12 @@ def answer_question(
         else:  # stored by another tokenizer or layout (a swap in progress): tokenise now
             tokens = passage_tokens(model, text.decode())
         item = ReadItem(tag, cand.pid, asked, text.decode(), tokens)
-        found.append((cand, (title or b"").decode(), (doc_id or b"").decode(), item))
+        found.append((cand, (title or b"").decode(), (doc_id or b"").decode(),
+                      (section or b"").decode(), item))
 
-    values = engine.answers(model, [f[3] for f in found], use_cache=question.use_cache)
+    values = engine.answers(model, [f[4] for f in found], use_cache=question.use_cache)
     answers, read = [], []
-    for (cand, title, doc_id, item), value in zip(found, values):
+    for (cand, title, doc_id, section, item), value in zip(found, values):
         # every passage read, answered or not: the gateway can list them (recall of
         # the retrieval) and take the lowest null score over all of them
         read.append({"doc_id": doc_id, "sentencekey": keys.passage(item.tag, item.pid),
@@ -120,7 +121,7 @@ def answer_question(
             "start": value["start"], "end": value["end"],
             "null_score": value.get("null_score"),  # absent from answers cached before it
             "sentence": item.text, "sentencekey": keys.passage(item.tag, item.pid),
-            "title": title, "doc_id": doc_id, "partition": item.tag,
+            "title": title, "section": section, "doc_id": doc_id, "partition": item.tag,
             "similarity": cand.similarity, "answerkey": item.key,
         })
     answers.sort(key=lambda a: a["score"], reverse=True)

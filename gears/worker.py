@@ -191,11 +191,13 @@ class Worker:
         tag = partition_tag(part)
         pipe = AskingPipeline(self.client)
         for pid in pids:
-            pipe.hmget(keys.passage(tag, pid), ["text", "title"])
+            pipe.hmget(keys.passage(tag, pid), ["text", "title", "section"])
         found = []
-        for pid, (text, title) in zip(pids, pipe.execute()):
+        for pid, (text, title, section) in zip(pids, pipe.execute()):
             if text is not None:
-                found.append(PassageText(pid, text.decode(), (title or b"").decode()))
+                # the section title is context for retrieval, like the document's title
+                heading = "\n".join(v.decode() for v in (title, section) if v)
+                found.append(PassageText(pid, text.decode(), heading))
         return found
 
     def _build_index(

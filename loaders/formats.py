@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,14 +17,24 @@ FORMATS = ("jsonl", "squad", "cord19", "text")
 
 
 SUFFIXES = {".jsonl": "jsonl", ".json": "squad", ".txt": "text"}
+# A CORD-19 document file starts with its paper_id; a SQuAD file never has one.
+CORD19_START = re.compile(rb'^(\xef\xbb\xbf)?\s*\{\s*"paper_id"\s*:')
 
 
 def guess_format(path: Path) -> str:
     """The format a path looks like: by extension, or for a folder cord19 when it holds
-    JSON files, else text."""
+    JSON files, else text; a .json file starting with ``{"paper_id":`` is one CORD-19
+    document."""
     if path.is_dir():
         return "cord19" if any(path.rglob("*.json")) else "text"
     fmt = SUFFIXES.get(path.suffix.lower())
+    if fmt == "squad":
+        try:
+            with open(path, "rb") as f:
+                if CORD19_START.match(f.read(256)):
+                    return "cord19"
+        except OSError:
+            pass  # the reader names the failure
     if fmt is None:
         known = ", ".join(SUFFIXES)
         raise LoadError(str(path), "", f"cannot tell the format from the name ({known} are "
@@ -45,8 +56,6 @@ def read_documents(
     if fmt not in FORMATS:
         raise LoadError(str(path), "", f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "cord19":
-        if not path.is_dir():
-            raise LoadError(str(path), "", "cord19 expects a folder of document JSON files")
         return read_cord19(path, Path(metadata) if metadata else None, settings)
     if fmt in ("jsonl", "squad") and path.is_dir():
         raise LoadError(str(path), "", f"{fmt} expects a file, not a folder")

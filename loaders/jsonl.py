@@ -1,5 +1,8 @@
 """JSONL corpus: one JSON object per line, ``{"id": ..., "title": ..., "text": ...}``.
 
+A record whose ``text`` is empty (or only whitespace) is an empty document: loading it
+removes what the cluster held under its id.
+
 Lines are read as bytes, at most ``max_record_bytes`` at a time (so one huge line
 costs bounded memory and ends in an error naming it), and decoded one by one so
 that an encoding error is reported with its line number; blank lines are skipped.
@@ -12,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loaders import rawinput
-from loaders.documents import Document, LoadError, json_kind
+from loaders.documents import Document, LoadError, field_problem, json_kind
 from qasearch.settings import Settings
 
 MAX_LINE_BYTES = Settings().max_record_bytes
@@ -50,13 +53,15 @@ def document_from_record(record: object, path: str, where: str) -> Document:
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     if not isinstance(doc_id, str) or not doc_id.strip():
-        raise LoadError(path, where, f'"id" must be a non-empty string, got {json_kind(doc_id)}')
+        raise LoadError(path, where, field_problem(record, "id", "a non-empty string"))
     text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise LoadError(path, where, f'"text" must be a non-empty string, got {json_kind(text)}')
+    if not isinstance(text, str):
+        raise LoadError(path, where, field_problem(record, "text", 'a string ("" empties the '
+                                                   "document)"))
     title = record.get("title", "")
     if title is None:
         title = ""
     if not isinstance(title, str):
-        raise LoadError(path, where, f'"title" must be a string, got {json_kind(title)}')
-    return Document(doc_id=doc_id, title=title, text=text, source=Path(path).name)
+        raise LoadError(path, where, field_problem(record, "title", "a string"))
+    return Document(doc_id=doc_id, title=title, text=text if text.strip() else "",
+                    source=Path(path).name, path=path, location=where)

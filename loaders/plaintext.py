@@ -2,6 +2,7 @@
 
 The document id is the file's stem; files in subfolders keep their relative path
 (``sub/name``) so that two ``name.txt`` in different folders stay two documents.
+A blank file is an empty document: loading it removes what its id held.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def read_text(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Iterator[Docu
     for file in files:
         text = rawinput.read_whole(file, max_file_bytes)
         if not text.strip():
+            yield Document(doc_id=_doc_id(file, root), title="", text="", source=file.name,
+                           path=str(file))
             continue
         title = text.strip().splitlines()[0].strip()
-        yield Document(doc_id=_doc_id(file, root), title=title, text=text, source=file.name)
+        yield Document(doc_id=_doc_id(file, root), title=title, text=text, source=file.name,
+                       path=str(file))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loaders import rawinput
-from loaders.documents import Document, LoadError, json_kind
+from loaders.documents import Document, LoadError, field_problem, json_kind
 from qasearch.settings import Settings
 
 MAX_FILE_BYTES = Settings().max_file_bytes
@@ -33,7 +33,8 @@ def read_squad(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> Iterator[Doc
     """The file's documents; the whole file is checked before the first one is yielded, so
     a malformed SQuAD file loads nothing at all."""
     return iter([
-        Document(doc_id=p.doc_id, title=p.title, text=p.context, source=Path(path).name)
+        Document(doc_id=p.doc_id, title=p.title, text=p.context, source=Path(path).name,
+                 path=str(path), location=p.location)
         for p in _paragraphs(path, _parse(path, max_file_bytes)) if not p.repeat
     ])
 
@@ -47,6 +48,7 @@ class SquadParagraph:
     context: str
     qas: object  # the paragraph's "qas" as found (checked by whoever reads questions)
     repeat: bool
+    location: str  # where in the file, for messages ("record data[3].paragraphs[2]")
 
 
 def read_paragraphs(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> list[SquadParagraph]:
@@ -58,15 +60,21 @@ def read_paragraphs(path: Path, max_file_bytes: int = MAX_FILE_BYTES) -> list[Sq
 def _paragraphs(path: Path, data: object) -> Iterator[SquadParagraph]:
     articles = data.get("data") if isinstance(data, dict) else None
     if not isinstance(articles, list):
-        raise LoadError(str(path), "", 'not SQuAD JSON: expected {"data": [...]}')
+        hint = ""
+        if isinstance(data, dict) and "paper_id" in data:
+            hint = ("; it looks like one CORD-19 document: load it with --format cord19 (a "
+                    "file, or a folder of pdf_json/ and pmc_json/ files with metadata.csv)")
+        raise LoadError(str(path), "", f'not SQuAD JSON: expected {{"data": [...]}}{hint}')
     seen: dict[str, str] = {}  # context -> the doc id it was loaded under
     next_index: dict[str, int] = {}  # per title: the paragraph number the next article starts at
     for a, article in enumerate(articles):
         where = f"record data[{a}]"
-        if not isinstance(article, dict) or not isinstance(article.get("paragraphs"), list):
-            got = json_kind(article.get("paragraphs") if isinstance(article, dict) else article)
-            raise LoadError(str(path), where,
-                            f'expected an object with "paragraphs": [...], got {got}')
+        if not isinstance(article, dict):
+            got = json_kind(article)
+            raise LoadError(str(path), where, f'expected an object with "paragraphs": [...], '
+                            f"got {got}")
+        if not isinstance(article.get("paragraphs"), list):
+            raise LoadError(str(path), where, field_problem(article, "paragraphs", "an array"))
         title = article.get("title", "")
         if not isinstance(title, str):
             raise LoadError(str(path), where, f'"title" must be a string, got {json_kind(title)}')
@@ -79,10 +87,9 @@ def _paragraphs(path: Path, data: object) -> Iterator[SquadParagraph]:
                                 f'expected an object with "context", got {json_kind(paragraph)}')
             context = paragraph.get("context")
             if not isinstance(context, str) or not context.strip():
-                raise LoadError(
-                    str(path), f"{where}.paragraphs[{p}]",
-                    f'"context" must be a non-empty string, got {json_kind(context)}',
-                )
+                raise LoadError(str(path), f"{where}.paragraphs[{p}]",
+                                field_problem(paragraph, "context", "a non-empty string"))
             repeat = context in seen
             doc_id = seen.setdefault(context, f"{name}#{first + p}")
-            yield SquadParagraph(doc_id, title, context, paragraph.get("qas", []), repeat)
+            yield SquadParagraph(doc_id, title, context, paragraph.get("qas", []), repeat,
+                                 f"{where}.paragraphs[{p}]")

@@ -5,13 +5,22 @@ partition's node (legal in cluster mode because every key carries the partition'
 hash tag), so a document is either wholly written or not at all. Per document:
 
 * ``HSET keys.passage``, ``SADD keys.passage_index`` and an ``op=set`` entry on
-  ``keys.ingest_stream`` for every passage that is new or whose text or title
-  changed (the node's worker pre-tokenises and embeds it from there);
+  ``keys.ingest_stream`` for every passage that is new or whose text, title or
+  section changed (the node's worker pre-tokenises and embeds it from there);
 * only ``HSET`` of the changed fields when just ``char_start`` or ``source`` moved:
   the tensors do not depend on them, so the workers are not asked to redo anything;
 * for chunks an earlier version of the document had and this one has not:
-  ``DEL`` passage and tensors, ``SREM`` and an ``op=del`` ingest entry;
-* ``HSET keys.document`` with the passage count.
+  ``DEL`` passage and tensors, ``SREM``, their cached answers (``keys.cached_answers``,
+  read just before) and an ``op=del`` ingest entry (the worker drops them from its
+  index, and any answer cached after the read);
+* ``HSET keys.document`` with the passage count, or ``DEL`` of it when the document
+  came in empty: an empty document is written like any other, so it removes every
+  passage the cluster held for it.
+
+A document id is loaded once per load: a second record with the same id is a
+:class:`LoadError` naming both places, unless ``replace_duplicates`` lets the later
+one win (counted in ``LoadSummary.replaced``). The summary's document and passage
+counts are what the cluster holds for the load's ids afterwards.
 
 After the EXEC, ``HINCRBY`` of ``keys.CORPUS_RECORDED`` in ``keys.CORPUS_META`` by
 the passages it added minus those it removed: another slot, so not in the
@@ -33,7 +42,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 from tokenizers import Tokenizer
 
-from loaders.documents import Document, LoadError
+from loaders.documents import Document, LoadError, plural
 from loaders.splitter import Passage, split_document
 from qasearch import keys
 from qasearch.partitions import partition_for_doc, partition_tag
@@ -51,20 +60,31 @@ class LoadInterrupted(RuntimeError):
     passages were written (each document whole) before ``cause``; none after it."""
 
     def __init__(self, cause: Exception, documents: int, passages: int) -> None:
-        super().__init__(f"{cause} ({documents} documents, {passages} passages written "
-                         "before it)")
+        super().__init__(f"{cause} ({plural(documents, 'document')}, "
+                         f"{plural(passages, 'passage')} written before it)")
         self.cause, self.documents, self.passages = cause, documents, passages
 
 
 @dataclass
 class LoadSummary:
-    documents: int = 0
-    passages: int = 0
+    documents: int = 0  # the load's ids with passages in the cluster afterwards
+    passages: int = 0  # their passages
     written: int = 0  # passages new or changed (each one ingest entry)
     unchanged: int = 0
-    deleted: int = 0  # stale chunks of shorter new versions
+    deleted: int = 0  # stale chunks of shorter (or empty) new versions
+    removed: int = 0  # documents that had passages and now have none
+    empty: int = 0  # documents that came in empty (removed or not)
+    replaced: int = 0  # records whose id came again later in the load (replace_duplicates)
     partitions: set[str] = field(default_factory=set)
     seconds: float = 0.0
+    held: dict[str, int] = field(default_factory=dict, repr=False)  # id -> passages now
+
+    def record(self, doc_id: str, passages: int) -> None:
+        """Count ``doc_id`` as holding ``passages`` now (replacing what it was counted as)."""
+        before = self.held.get(doc_id, 0)
+        self.held[doc_id] = passages
+        self.documents += (passages > 0) - (before > 0)
+        self.passages += passages - before
 
     @property
     def passages_per_second(self) -> float:
@@ -76,6 +96,7 @@ class _Counts:
     written: int = 0
     unchanged: int = 0
     deleted: int = 0
+    removed: int = 0  # documents emptied
     added: int = 0  # of the written, those not in the index before
 
 
@@ -99,7 +120,7 @@ def _write_partition(
     client: RedisCluster, tag: str, docs: list[tuple[Document, list[Passage]]]
 ) -> _Counts:
     node = client.get_redis_connection(client.get_node_from_key(keys.passage_index(tag)))
-    fields = ["text", "title", "char_start", "source"]
+    fields = ["text", "title", "char_start", "source", "section"]
     # Read what is there, to write only what changed.
     probe = node.pipeline(transaction=False)
     for doc, passages in docs:
@@ -107,43 +128,72 @@ def _write_partition(
         for p in passages:
             probe.hmget(keys.passage(tag, keys.passage_id(doc.doc_id, p.chunk)), fields)
     found = iter(probe.execute())
+    plan = []
+    for doc, passages in docs:
+        old_count = int(next(found) or 0)
+        plan.append((doc, passages, old_count, [next(found) for _ in passages]))
+    stale = [keys.passage_id(doc.doc_id, chunk) for doc, passages, old_count, _ in plan
+             for chunk in range(len(passages), old_count)]
+    answers = _cached_answers(node, tag, stale)
 
     counts = _Counts()
     tx = node.pipeline(transaction=True)
-    for doc, passages in docs:
-        old_count = int(next(found) or 0)
-        for p in passages:
-            pid = keys.passage_id(doc.doc_id, p.chunk)
-            old_text, old_title, old_start, old_source = (_bytes(v) for v in next(found))
-            if old_text == p.text.encode() and (old_title or b"") == doc.title.encode():
-                counts.unchanged += 1
-                if old_start != str(p.char_start).encode() or old_source != doc.source.encode():
-                    tx.hset(keys.passage(tag, pid),
-                            mapping={"char_start": p.char_start, "source": doc.source})
-                continue
-            tx.hset(keys.passage(tag, pid), mapping={
-                "text": p.text, "title": doc.title, "doc_id": doc.doc_id,
-                "source": doc.source, "chunk": p.chunk, "char_start": p.char_start,
-            })
-            tx.sadd(keys.passage_index(tag), pid)
-            if old_text is None:
-                counts.added += 1
-            tx.xadd(keys.ingest_stream(tag), {"op": "set", "pid": pid},
-                    maxlen=INGEST_MAXLEN, approximate=True)
-            counts.written += 1
+    for doc, passages, old_count, olds in plan:
+        for p, old in zip(passages, olds):
+            _write_passage(tx, tag, doc, p, [_bytes(v) for v in old], counts)
         for chunk in range(len(passages), old_count):
             pid = keys.passage_id(doc.doc_id, chunk)
-            tx.delete(keys.passage(tag, pid), keys.tensors(tag, pid))
+            tx.delete(keys.passage(tag, pid), keys.tensors(tag, pid), keys.cached_answers(tag, pid),
+                      *answers.get(pid, ()))
             tx.srem(keys.passage_index(tag), pid)
+            tx.srem(keys.cached_passages(tag), pid)
             tx.xadd(keys.ingest_stream(tag), {"op": "del", "pid": pid},
                     maxlen=INGEST_MAXLEN, approximate=True)
             counts.deleted += 1
-        tx.hset(keys.document(tag, doc.doc_id),
-                mapping={"passages": len(passages), "source": doc.source})
+        if passages:
+            tx.hset(keys.document(tag, doc.doc_id),
+                    mapping={"passages": len(passages), "source": doc.source})
+        else:
+            tx.delete(keys.document(tag, doc.doc_id))
+            counts.removed += old_count > 0
     tx.execute()
     if counts.added != counts.deleted:
         client.hincrby(keys.CORPUS_META, keys.CORPUS_RECORDED, counts.added - counts.deleted)
     return counts
+
+
+def _cached_answers(node, tag: str, pids: list[str]) -> dict[str, list[bytes]]:
+    """The answer keys cached for each of ``pids`` (removed with the passages)."""
+    if not pids:
+        return {}
+    probe = node.pipeline(transaction=False)
+    for pid in pids:
+        probe.smembers(keys.cached_answers(tag, pid))
+    return {pid: list(members) for pid, members in zip(pids, probe.execute()) if members}
+
+
+def _write_passage(tx, tag: str, doc: Document, p: Passage, old: list[bytes | None],
+                   counts: _Counts) -> None:
+    pid = keys.passage_id(doc.doc_id, p.chunk)
+    old_text, old_title, old_start, old_source, old_section = old
+    section = doc.section_at(p.char_start)
+    if (old_text == p.text.encode() and (old_title or b"") == doc.title.encode()
+            and (old_section or b"") == section.encode()):
+        counts.unchanged += 1
+        if old_start != str(p.char_start).encode() or old_source != doc.source.encode():
+            tx.hset(keys.passage(tag, pid),
+                    mapping={"char_start": p.char_start, "source": doc.source})
+        return
+    tx.hset(keys.passage(tag, pid), mapping={
+        "text": p.text, "title": doc.title, "doc_id": doc.doc_id, "source": doc.source,
+        "chunk": p.chunk, "char_start": p.char_start, "section": section,
+    })
+    tx.sadd(keys.passage_index(tag), pid)
+    if old_text is None:
+        counts.added += 1
+    tx.xadd(keys.ingest_stream(tag), {"op": "set", "pid": pid},
+            maxlen=INGEST_MAXLEN, approximate=True)
+    counts.written += 1
 
 
 def write_documents(
@@ -152,9 +202,14 @@ def write_documents(
     documents: Iterable[Document],
     tokenizer: Tokenizer,
     on_progress: Callable[[int, int], None] | None = None,
+    replace_duplicates: bool = False,
 ) -> LoadSummary:
     """Split ``documents`` into passages of at most ``settings.max_passage_tokens`` tokens
     and write them; ``on_progress(documents, passages)`` is called after every batch.
+
+    An id read a second time is a :class:`LoadError` at the second place, naming the
+    first (what came before it is written); with ``replace_duplicates`` the later
+    record replaces the earlier one.
 
     On a :class:`LoadError` from the reader the documents read before it are written,
     the error is given the counts (``loaded``, ``passages_loaded``) and raised again. A
@@ -165,6 +220,7 @@ def write_documents(
     partitions = corpus_partitions(client, settings)
     batch: Batch = {}
     in_batch: set[str] = set()
+    first_seen: dict[str, str] = {}  # id -> where it was read first
 
     def flush() -> None:
         for tag, docs in batch.items():
@@ -172,9 +228,10 @@ def write_documents(
             summary.written += counts.written
             summary.unchanged += counts.unchanged
             summary.deleted += counts.deleted
+            summary.removed += counts.removed
             summary.partitions.add(tag)
-            summary.documents += len(docs)
-            summary.passages += sum(len(p) for _, p in docs)
+            for doc, passages in docs:
+                summary.record(doc.doc_id, len(passages))
             if on_progress:
                 on_progress(len(docs), sum(len(p) for _, p in docs))
         batch.clear()
@@ -183,11 +240,21 @@ def write_documents(
     finished = False
     try:
         for doc in documents:
+            if doc.doc_id in first_seen:
+                if not replace_duplicates:
+                    raise LoadError(doc.path or doc.source, doc.location,
+                                    f'document id "{doc.doc_id}" again: it was first read at '
+                                    f"{first_seen[doc.doc_id]} (give --replace-duplicates to "
+                                    "let the later one win)")
+                summary.replaced += 1
+            first_seen.setdefault(doc.doc_id, doc.origin)
             # The same id twice in one batch would be compared against the stored version
             # both times; writing the first before reading for the second keeps "last wins".
             if doc.doc_id in in_batch:
                 flush()
-            passages = split_document(doc.text, settings.max_passage_tokens, tokenizer)
+            summary.empty += not doc.text
+            passages = (split_document(doc.text, settings.max_passage_tokens, tokenizer)
+                        if doc.text else [])
             tag = partition_tag(partition_for_doc(doc.doc_id, partitions))
             batch.setdefault(tag, []).append((doc, passages))
             in_batch.add(doc.doc_id)

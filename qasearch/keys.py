@@ -4,7 +4,7 @@ Partition keys carry the partition's hash tag (``{p05}``), node-local keys carry
 node's tag (``{n1}``), see :mod:`qasearch.partitions`. Layout::
 
     qa:corpus{qa}                  hash   partitions, version, passages (cluster-wide)
-    qa:passage{p05}:<pid>          hash   text, title, doc_id, source, chunk, char_start
+    qa:passage{p05}:<pid>          hash   text, title, doc_id, source, chunk, char_start, section
     qa:index{p05}                  set    passage ids of the partition
     qa:doc{p05}:<doc>              hash   passages (count of chunks), source
     qa:tensors{p05}:<pid>          hash   ids, offsets, emb (codec), reader_tok, embedder

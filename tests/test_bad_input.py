@@ -75,13 +75,13 @@ CASES = [
     Case("jsonl-text-number", "jsonl",
          {"c.jsonl": _line("bad-type-a") + b'\n{"id": "bad-type-b", "text": 5}\n'
           + _line("bad-type-c") + b"\n"},
-         ['line 2: "text" must be a non-empty string, got a number',
-          "1 documents, 1 passages loaded before this line"],
+         ['line 2: "text" must be a string ("" empties the document), got a number',
+          "1 document, 1 passage loaded before this line"],
          loaded=["bad-type-a"], absent=["bad-type-b", "bad-type-c"]),
     Case("jsonl-latin1", "jsonl",
          {"c.jsonl": _line("bad-latin-a") + b"\n" + _line("bad-latin-b", "caf\xe9")
           .replace(b"\\u00e9", b"\xe9") + b"\n"},
-         ["line 2: not valid UTF-8 at byte", "Latin-1", "1 documents"],
+         ["line 2: not valid UTF-8 at byte", "Latin-1", "1 document,"],
          loaded=["bad-latin-a"], absent=["bad-latin-b"]),
     Case("jsonl-utf16", "jsonl",
          {"c.jsonl": (_line("bad-utf16-a").decode() + "\n").encode("utf-16")},
@@ -89,7 +89,7 @@ CASES = [
          absent=["bad-utf16-a"]),
     Case("jsonl-huge-line", "jsonl",
          _huge_line_file,
-         ["line 2: line longer than 16777216 bytes", "1 documents"],
+         ["line 2: line longer than 16777216 bytes", "1 document,"],
          loaded=["bad-huge-a"], absent=["bad-huge-x", "bad-huge-c"]),
     Case("jsonl-binary", "jsonl", {"c.jsonl": JUNK}, ["NUL bytes", "not UTF-8 text"]),
     Case("jsonl-gzip", "jsonl", {"c.jsonl": gzip.compress(_line("bad-gz-a") + b"\n")},
@@ -100,7 +100,7 @@ CASES = [
          absent=["bad-sq-trunc#0"]),
     Case("squad-paragraphs-not-a-list", "squad",
          {"s.json": _squad(_article("bad-sq-para"), {"title": "U", "paragraphs": "text"})},
-         ['record data[1]: expected an object with "paragraphs": [...], got a string',
+         ['record data[1]: "paragraphs" must be an array, got a string',
           "0 documents, 0 passages loaded before this record"],
          absent=["bad-sq-para#0"]),  # the whole file is checked before anything is written
     Case("squad-context-number", "squad",
@@ -115,15 +115,15 @@ CASES = [
          absent=["bad-sq-big#0"], env={"QASEARCH_MAX_FILE_BYTES": "1000"}),
     Case("cord19-truncated-file", "cord19",
          {"d/a.json": _cord("bad-cord-a"), "d/b.json": _cord("bad-cord-b")[:30]},
-         ["b.json line 1: invalid JSON", "1 documents, 1 passages loaded before this line"],
+         ["b.json line 1: invalid JSON", "1 document, 1 passage loaded before this file"],
          loaded=["bad-cord-a"], absent=["bad-cord-b"]),
     Case("cord19-body-not-a-list", "cord19",
          {"d/a.json": _cord("bad-body-a"), "d/b.json": _cord("bad-body-b", "just text")},
-         ['b.json field "body_text": must be a list of paragraphs, got a string', "1 documents"],
+         ['b.json field "body_text": must be a list of paragraphs, got a string', "1 document,"],
          loaded=["bad-body-a"], absent=["bad-body-b"]),
     Case("cord19-binary-file", "cord19",
          {"d/a.json": _cord("bad-bin-a"), "d/b.json": JUNK},
-         ["b.json: the file holds NUL bytes", "1 documents, 1 passages loaded before this file"],
+         ["b.json: the file holds NUL bytes", "1 document, 1 passage loaded before this file"],
          loaded=["bad-bin-a"]),
     Case("cord19-metadata-latin1", "cord19",
          {"d/a.json": _cord("bad-meta-a"),
@@ -179,7 +179,7 @@ def test_a_utf8_byte_order_mark_is_accepted(cluster, tmp_path, monkeypatch, caps
     path.write_bytes(b"\xef\xbb\xbf" + _line("bad-bom-a") + b"\n")
     code, out, error = _load(cluster, monkeypatch, capsys, str(path))
     assert code == 0, error
-    assert "loaded 1 documents" in out
+    assert "loaded 1 document," in out
 
 
 def test_a_master_lost_mid_load_is_reported_with_exactly_what_was_written(

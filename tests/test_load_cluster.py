@@ -133,11 +133,17 @@ def test_stale_chunks_leave_index_tensors_and_say_so_on_the_stream(cluster, tmp_
     client.close()
 
 
-def test_same_id_twice_in_one_file_last_version_wins(cluster, tmp_path):
+def test_same_id_twice_in_one_file_last_version_wins_when_asked(cluster, tmp_path):
     doc_id = "dup-in-file"
     path = _write(tmp_path, "d.jsonl", [{"id": doc_id, "text": "v1 a\n\nv1 b\n\nv1 c"},
                                         {"id": doc_id, "text": "v2 a"}])
-    _load(cluster, path)
+    client = cluster_client(cluster)
+    try:
+        summary = write_documents(client, cluster, read_documents(path), default_tokenizer(),
+                                  replace_duplicates=True)
+    finally:
+        client.close()
+    assert (summary.documents, summary.passages, summary.replaced) == (1, 1, 1)
     tag = _partition(cluster, doc_id)
     client = cluster_client(cluster)
     pids = {m.decode() for m in client.smembers(keys.passage_index(tag))}
@@ -196,7 +202,7 @@ def test_cli_loads_squad_cord19_and_text_and_prints_a_summary(cluster, tmp_path)
         proc = subprocess.run([sys.executable, "-m", "qasearch", "load", str(path)],
                               env=env, capture_output=True, text=True, timeout=120)
         assert proc.returncode == 0, proc.stderr
-        assert f"loaded {docs} documents, {passages} passages" in proc.stdout
+        assert f"loaded {docs} document, {passages} passage" in proc.stdout
     client = cluster_client(cluster)
     tag = _partition(cluster, "cli-cord")
     assert client.hmget(keys.passage(tag, keys.passage_id("cli-cord", 1)), ["text", "title"]) == [

@@ -34,8 +34,11 @@ def test_jsonl_reads_documents_and_skips_blank_lines(tmp_path):
     "bad, message",
     [
         (b'{"id": "x", "text": "t"', "invalid JSON"),
-        (b'{"id": "x", "text": 5}', '"text" must be a non-empty string'),
-        (b'{"title": "no id", "text": "t"}', '"id" must be a non-empty string'),
+        (b'{"id": "x", "text": 5}', '"text" must be a string ("" empties the document), got a '
+                                    'number'),
+        (b'{"id": "x"}', '"text" is missing'),
+        (b'{"title": "no id", "text": "t"}', '"id" is missing'),
+        (b'{"id": null, "text": "t"}', '"id" must be a non-empty string, got null'),
         (b'{"id": "x", "text": "t", "title": ["list"]}', '"title" must be a string'),
         (b'["not", "an", "object"]', "expected an object"),
         (b'{"id": "x", "text": "caf\xe9"}', "not valid UTF-8"),
@@ -210,7 +213,7 @@ def test_truncated_squad_names_the_line(tmp_path):
     assert info.value.location.startswith("line 3")
 
 
-def test_cord19_titles_from_json_first_then_csv_by_sha_or_pmcid(tmp_path):
+def test_cord19_titles_from_csv_first_then_the_parse_by_sha_or_pmcid(tmp_path):
     (tmp_path / "pdf_json").mkdir()
     (tmp_path / "pmc_json").mkdir()
     (tmp_path / "pdf_json" / "a.json").write_text(
@@ -221,12 +224,13 @@ def test_cord19_titles_from_json_first_then_csv_by_sha_or_pmcid(tmp_path):
         {"paper_id": "empty", "abstract": [], "body_text": [{"text": "  "}]}))
     meta = tmp_path / "elsewhere.csv"
     meta.write_text('cord_uid,sha,pmcid,title,abstract\n'
-                    'u1,sha1,,Not used,x\n'
+                    'u1,sha1,,From the CSV,x\n'
                     'u2,sha0; sha2,,"Second, with comma",' + "y" * 200_000 + '\n'
                     'u3,,PMC9,Third,z\n')
     docs = {d.doc_id: d for d in read_documents(tmp_path, "cord19", metadata=meta)}
-    assert sorted(docs) == ["PMC9", "sha1", "sha2"]  # a paper with no text has no document
-    assert docs["sha1"].title == "Own"
+    assert sorted(docs) == ["PMC9", "empty", "sha1", "sha2"]
+    assert docs["empty"].text == ""  # empty: loading it removes what the id held
+    assert docs["sha1"].title == "From the CSV"
     assert docs["sha2"].title == "Second, with comma"
     assert docs["PMC9"].title == "Third"
     assert docs["sha2"].source == "b.json"
@@ -256,7 +260,8 @@ def test_plain_text_ids_keep_subfolders_apart_and_text_is_untouched(tmp_path):
     (tmp_path / "b" / "blank.txt").write_text(" \n ")
     docs = list(read_documents(tmp_path))
     assert [(d.doc_id, d.title, d.text) for d in docs] == [
-        ("a/x", "First", "  First\nline two\n\n\n"), ("b/x", "Other", "Other")]
+        ("a/x", "First", "  First\nline two\n\n\n"), ("b/blank", "", ""),  # empties its id
+        ("b/x", "Other", "Other")]
     (single,) = read_documents(tmp_path / "b" / "x.txt")
     assert single.doc_id == "x"
 

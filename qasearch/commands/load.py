@@ -8,10 +8,10 @@ import sys
 from redis.exceptions import RedisClusterException, RedisError
 from tqdm import tqdm
 
-from loaders.documents import LoadError
+from loaders.documents import LoadError, plural
 from loaders.formats import FORMATS, read_documents
 from loaders.splitter import default_tokenizer
-from loaders.writer import LoadInterrupted, write_documents
+from loaders.writer import LoadInterrupted, LoadSummary, write_documents
 from qasearch.errors import CommandError
 from qasearch.settings import load_settings
 from qasearch.topology import cluster_client
@@ -41,7 +41,8 @@ def _load(args: argparse.Namespace) -> int:
         bar.close()
         raise CommandError(f"cannot reach the cluster at {settings.startup_url}: {exc}") from None
     try:
-        summary = write_documents(client, settings, documents, default_tokenizer(), progress)
+        summary = write_documents(client, settings, documents, default_tokenizer(), progress,
+                                  replace_duplicates=args.replace_duplicates)
     except LoadError as exc:
         raise CommandError(exc.report()) from None
     except LoadInterrupted as exc:
@@ -56,13 +57,29 @@ def _load(args: argparse.Namespace) -> int:
     finally:
         bar.close()
         client.close()
-    print(
-        f"loaded {summary.documents} documents, {summary.passages} passages into "
-        f"{len(summary.partitions)} partitions in {summary.seconds:.1f}s "
+    for line in summary_lines(summary, getattr(documents, "notes", lambda: [])()):
+        print(line)
+    return 0
+
+
+def summary_lines(summary: LoadSummary, notes: list[str]) -> list[str]:
+    """What the load did: counts of what the cluster holds for the loaded ids afterwards,
+    then the reader's notes (CORD-19: metadata used, titles, merged parses)."""
+    lines = [
+        f"loaded {plural(summary.documents, 'document')}, "
+        f"{plural(summary.passages, 'passage')} into "
+        f"{plural(len(summary.partitions), 'partition')} in {summary.seconds:.1f}s "
         f"({summary.passages_per_second:.0f} passages/s): {summary.written} written, "
         f"{summary.unchanged} unchanged, {summary.deleted} stale removed"
-    )
-    return 0
+    ]
+    if summary.empty or summary.removed:
+        lines.append(f"{plural(summary.empty, 'document')} came in empty; "
+                     f"{plural(summary.removed, 'document')} removed with all "
+                     "their passages")
+    if summary.replaced:
+        lines.append(f"{plural(summary.replaced, 'record')} replaced by a later one with "
+                     "the same id (--replace-duplicates)")
+    return lines + notes
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -70,7 +87,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "load", help="load a corpus (JSONL, SQuAD, CORD-19 or text) into the cluster",
         description=(
             "Split documents into passages of bounded token length (text kept exactly) and "
-            "write them into their partitions. Loading the same ids again leaves no duplicates."
+            "write them into their partitions. Loading the same ids again leaves no duplicates; "
+            "a document that comes in empty removes what the cluster held for it."
         ),
     )
     parser.add_argument("path", help="file or folder to load")
@@ -79,5 +97,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--metadata", help="CORD-19 metadata.csv (default: found in the folder)")
     parser.add_argument("--max-passage-tokens", type=int, metavar="N",
                         help="longest passage in tokens (default: settings, 200)")
+    parser.add_argument("--replace-duplicates", action="store_true",
+                        help="a document id read twice: the later record wins (default: "
+                        "an error naming both places)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=_load)
