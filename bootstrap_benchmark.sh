@@ -89,4 +89,5 @@ qasearch cluster status
 qasearch workers status
 echo
 echo "ask:   qasearch ask 'your question'   or   curl -X POST http://127.0.0.1:$port/qasearch ..."
+echo "page:  http://127.0.0.1:$port/   (ask in a browser)"
 echo "stop:  ./bootstrap_benchmark.sh stop"

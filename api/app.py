@@ -1,6 +1,7 @@
 """The gateway: ``POST /qasearch`` fans a question out to every shard and merges the answers.
 
 Routes:
+    GET  /           the web page, a client of POST /qasearch (api/page.py, api/static/)
     POST /qasearch   {"search": str, "num_results": int = 5, "top_k": int, "timeout_ms": int,
                       "cache": bool = true, "passages": bool = false}
     GET  /healthz    the process is up
@@ -19,7 +20,7 @@ from flask import Flask, Response, jsonify, request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api import coverage, guards, metrics, openapi, readiness
+from api import coverage, guards, metrics, openapi, page, readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
 from api.response_cache import ResponseCache
@@ -247,6 +248,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             200 if ready else 503
         )
 
+    page.register(app)
     openapi.register(app, settings)
 
     @app.errorhandler(404)

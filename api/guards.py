@@ -1,7 +1,7 @@
 """Checks every request passes before a route runs: the optional API key and the body size.
 
 * API key: when ``settings.api_key`` is set (``QASEARCH_API_KEY``, never a default),
-  every route but the operational ones in :data:`PUBLIC_PATHS` wants it, in the
+  every route but the open ones (:func:`is_public`) wants it, in the
   ``X-API-Key`` header or as ``Authorization: Bearer <key>``; without it the answer
   is 401 JSON. The comparison is :func:`hmac.compare_digest`, so its time does not
   depend on how much of a guess was right.
@@ -9,8 +9,9 @@
   body (declared, or streamed past the limit) is refused with 413 JSON before it is
   read into memory.
 
-Health, readiness, metrics and the API description stay open: they carry no corpus
-data, and probes and Prometheus scrapers should not need the key.
+Health, readiness, metrics, the API description and the web page (``GET /`` and its
+files under ``/static/``) stay open: they carry no corpus data, probes and Prometheus
+scrapers should not need the key, and the page must load to ask the user for it.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from werkzeug.exceptions import HTTPException
 from qasearch.apiclient import API_KEY_HEADER
 from qasearch.settings import Settings
 
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json"})
+PUBLIC_PREFIXES = ("/static/",)  # the page's script and style (api/page.py)
+
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is served without the API key."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
 
 def presented_key() -> str | None:
@@ -54,7 +61,7 @@ def install(app: Flask, settings: Settings) -> None:
     if settings.api_key:
         @app.before_request
         def require_api_key() -> tuple[Response, int] | None:
-            if request.path in PUBLIC_PATHS or key_matches(presented_key(), settings.api_key):
+            if is_public(request.path) or key_matches(presented_key(), settings.api_key):
                 return None
             response, status = _json_error(
                 401, f"missing or wrong API key: send it in the {API_KEY_HEADER} header")

@@ -18,6 +18,7 @@ from qasearch.settings import Settings
 
 ROUTE = "/openapi.json"
 JSON = "application/json"
+HTML = "text/html"
 
 
 def _json(schema: dict, description: str, headers: dict | None = None) -> dict:
@@ -138,6 +139,13 @@ def document(settings: Settings, with_metrics: bool = False) -> dict:
         query["security"] = [{"ApiKey": []}, {"Bearer": []}]
         query["responses"]["401"] = _json(error, "missing or wrong API key")
     paths: dict[str, Any] = {
+        "/": {"get": {
+            "summary": "The web page: ask a question in a browser (a client of POST /qasearch)",
+            "operationId": "page",
+            "responses": {"200": {"description": "the page (its script and style are "
+                                                 "under /static/)",
+                                  "content": {HTML: {"schema": {"type": "string"}}}}},
+        }},
         "/qasearch": {"post": query},
         "/healthz": {"get": {
             "summary": "The gateway process is up", "operationId": "healthz",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything qasearch needs on a fresh Debian 12 / Ubuntu machine:
-# Debian's redis-server and prometheus (apt-get, when missing), a virtualenv in .venv,
+# Debian's redis-server, prometheus, chromium and chromium-driver (apt-get, when missing), a virtualenv in .venv,
 # torch==2.13.0 first and pinned (CPU), then the rest. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +26,17 @@ if ! command -v prometheus >/dev/null 2>&1; then
     if [ -d /run/systemd/system ]; then
         $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
     fi
+fi
+
+# Chromium and its driver for tests/test_web_page.py, which drives the gateway's page
+# (GET /) in a real headless browser through selenium (requirements-dev.txt).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    echo "==> installing chromium and chromium-driver (apt-get)"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver >/dev/null
 fi
 
 PY="${PYTHON:-python3}"

@@ -1,0 +1,46 @@
+"""The gateway's web page: ``GET /`` and the files it uses under ``/static/``.
+
+One hand-written page (api/static/index.html, app.js, style.css): no build step and
+nothing fetched from elsewhere. It is a client of ``POST /qasearch`` only, so it
+shows what the API returns and nothing more. The API-key guard lets these paths
+through (api/guards.py): the page carries no corpus data and must load without a
+key so that it can ask for one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, Response, abort, send_from_directory
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+ROUTE = "/"
+STATIC_PREFIX = "/static/"
+
+# Scripts, styles and requests from this origin only: no inline script runs, so even a
+# passage that slipped past the page's escaping could not execute anything.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+
+
+def _protect(response: Response) -> Response:
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def register(app: Flask) -> None:
+    """Serve the page at ``GET /`` and its script and style under ``/static/``."""
+    shipped = {p.name for p in STATIC_DIR.iterdir() if p.is_file()}  # nothing else is served
+
+    @app.get(ROUTE)
+    def page() -> Response:
+        return _protect(send_from_directory(STATIC_DIR, "index.html", mimetype="text/html"))
+
+    @app.get(STATIC_PREFIX + "<name>")
+    def page_file(name: str) -> Response:
+        if name not in shipped:
+            abort(404)
+        return _protect(send_from_directory(STATIC_DIR, name))
