@@ -374,6 +374,12 @@ def markdown(results: dict, images: list[Path]) -> str:
         from qasearch.evaluation.report import quality_lines
 
         lines += quality_lines(results["quality"])
+    if results.get("quality_eval"):  # a qasearch eval run kept in <folder>/eval
+        from qasearch.evaluation.report import quality_lines
+
+        evaluated = quality_lines(results["quality_eval"])
+        evaluated[0] = f"## Answer quality: `{results['quality_eval'].get('file', '?')}`"
+        lines += evaluated
     lines += _scale(results) + _tuning(results) + _chaos(results)
     for image in images:
         lines += [f"![{image.stem}]({image.name})", ""]
@@ -385,7 +391,8 @@ def markdown(results: dict, images: list[Path]) -> str:
 
 def rewrite(folder: str | Path) -> tuple[Path, list[Path]]:
     """Render ``folder``'s report again from its results.json, with the chaos figures of
-    ``chaos.json`` beside it when there are any (``qasearch chaos --json``)."""
+    ``chaos.json`` beside it when there are any (``qasearch chaos --json``) and the answer
+    quality of ``eval/results.json`` (``qasearch eval --output <folder>/eval``)."""
     folder = Path(folder)
     try:
         saved = json.loads((folder / "results.json").read_text())
@@ -398,6 +405,13 @@ def rewrite(folder: str | Path) -> tuple[Path, list[Path]]:
             saved["chaos"] = json.loads(chaos.read_text())
         except ValueError as exc:
             raise ValueError(f"cannot read {chaos}: {exc}") from None
+    evaluated = folder / "eval" / "results.json"  # qasearch eval --output <folder>/eval
+    if evaluated.exists():
+        try:
+            saved["quality_eval"] = {k: v for k, v in json.loads(evaluated.read_text()).items()
+                                     if k != "rows"}
+        except ValueError as exc:
+            raise ValueError(f"cannot read {evaluated}: {exc}") from None
     return write(str(folder), saved, raw)
 
 

@@ -59,8 +59,7 @@ def _open(args: argparse.Namespace, settings: Settings, questions, progress: boo
     from qasearch.evaluation.open_domain import (
         OpenConfig,
         OpenEvalError,
-        check_corpus,
-    check_gateway,
+        check_gateway,
         evaluate_open,
     )
 
@@ -69,7 +68,7 @@ def _open(args: argparse.Namespace, settings: Settings, questions, progress: boo
                         top_k=args.top_k, api_key=settings.api_key)
     try:
         check_gateway(config.url)
-        check_corpus(settings, questions, args.file)
+        _wait_for_corpus(settings, questions, args.file, args.wait)
         summary, rows = evaluate_open(questions, config, progress=progress)
     except OpenEvalError as exc:
         raise CommandError(str(exc)) from None
@@ -81,6 +80,32 @@ def _open(args: argparse.Namespace, settings: Settings, questions, progress: boo
           f"p50 {summary['latency']['p50_ms']:.0f} ms")
     summary["trained"] = rows[0]["trained"] if rows else None
     return {**summary, "rows": rows}
+
+
+def _wait_for_corpus(settings: Settings, questions, path: str, wait_s: float) -> None:
+    """check_corpus, tried again for up to ``wait_s`` while the workers tokenise."""
+    from qasearch.evaluation.open_domain import OpenEvalError, check_corpus
+
+    deadline = time.monotonic() + max(0.0, wait_s)
+    while True:
+        try:
+            check_corpus(settings, questions, path)
+            return
+        except OpenEvalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(2.0)
+
+
+def _sample(questions: list, n: int, seed: int) -> list:
+    """``n`` questions spread over the whole file (seeded), in file order: the first N
+    of a SQuAD file are one or two articles, a sample is every article's share."""
+    import random
+
+    if n >= len(questions):
+        return questions
+    keep = set(random.Random(seed).sample(range(len(questions)), n))
+    return [q for i, q in enumerate(questions) if i in keep]
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -95,9 +120,16 @@ def _eval(args: argparse.Namespace) -> int:
         questions = read_eval_questions(args.file, args.limit)
     except EvalFileError as exc:
         raise CommandError(str(exc)) from None
+    if args.sample is not None:
+        if args.sample < 1:
+            raise CommandError("--sample must be at least 1")
+        if args.mode != "open":
+            raise CommandError("--sample applies to --mode open (use --limit for the reader)")
+        questions = _sample(questions, args.sample, args.seed)
     progress = not args.quiet and sys.stderr.isatty()
     results: dict = {"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "file": args.file,
-                     "questions": len(questions), "limit": args.limit, "mode": args.mode}
+                     "questions": len(questions), "limit": args.limit, "mode": args.mode,
+                     "sample": args.sample, "seed": args.seed if args.sample else None}
     rows: dict = {}
     if args.mode in ("open", "both"):  # first: it needs nothing of the reader run
         opened = _open(args, settings, questions, progress)
@@ -133,6 +165,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--mode", choices=("reader", "open", "both"), default="both",
                         help="what to score (default both)")
     parser.add_argument("--limit", type=int, metavar="N", help="the first N questions only")
+    parser.add_argument("--sample", type=int, metavar="N",
+                        help="open domain: N questions drawn from the whole file (seeded)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    parser.add_argument("--wait", type=float, default=0.0, metavar="S",
+                        help="open domain: wait up to S seconds for the workers to tokenise "
+                        "the file's paragraphs (after a load)")
     parser.add_argument("--output", help="results folder (default results/<timestamp>); a "
                         "path ending in .json names the results file")
     parser.add_argument("--model", metavar="FOLDER",
