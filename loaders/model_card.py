@@ -10,7 +10,8 @@ def _scores_table(scores: dict) -> str:
         return "Not scored yet: run `qasearch model ship RUN --eval FILE`.\n"
     rows = ["| questions | file | EM | F1 |", "|---|---|---|---|"]
     for name, s in sorted(scores.items()):
-        rows.append(f"| {name} ({s.get('questions', '?')}) | `{s.get('file', '?')}` | "
+        null = ", null answer allowed" if s.get("handle_impossible") else ""
+        rows.append(f"| {name} ({s.get('questions', '?')}{null}) | `{s.get('file', '?')}` | "
                     f"{s.get('exact_match', float('nan')):.1f} | {s.get('f1', float('nan')):.1f} |")
     return "\n".join(rows) + "\n"
 
@@ -83,10 +84,11 @@ qasearch model train ../shared/squad/train-v1.1-first44.json \\
     --epochs {settings['epochs']} --lr {settings['learning_rate']:g} \\
     --negatives {settings['negatives']} --threads {settings['threads']} --seed {settings['seed']}
 qasearch model ship var/train/run --output models/{manifest['name']} \\
-    --eval ../shared/squad/dev-v2.0-half.json
+    --eval data/squad/dev-v2.0-half.json
 ```
 
-The run is seeded; on the same torch build and thread count it gives the same weights.
+The two training files are the official SQuAD files' first articles as named above
+(not kept in this repository); the dev file ships in `data/squad/`. The run is seeded; on the same torch build and thread count it gives the same weights.
 
 ## Limits
 
