@@ -88,7 +88,8 @@ qasearch model ship var/train/run --output models/{manifest['name']} \\
 ```
 
 The two training files are the official SQuAD files' first articles as named above
-(not kept in this repository); the dev file ships in `data/squad/`. The run is seeded; on the same torch build and thread count it gives the same weights.
+(not kept in this repository); the dev file ships in `data/squad/`. The run is
+seeded; on the same torch build and thread count it gives the same weights.
 
 ## Limits
 
