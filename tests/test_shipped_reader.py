@@ -1,0 +1,86 @@
+"""The reader that ships in models/minilm-squad: it rebuilds to the digest its manifest
+names, refuses a damaged copy, and answers the sample questions through a real cluster."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from loaders import shipped_reader
+from qasearch import modelpkg
+from qasearch.evaluation.metric import score
+from qasearch.evaluation.squadfile import read_eval_questions
+from qasearch.topology import masters, node_client
+from qasearch.workers import is_ready, states
+from tests.system import REPO, post, qasearch, wait_for
+
+QUESTIONS = REPO / "data" / "sample" / "questions.json"
+
+
+def test_the_shipped_reader_rebuilds_to_the_digest_its_manifest_names():
+    manifest = shipped_reader.read_manifest()
+    model, tokenizer, _ = shipped_reader.rebuild_model()
+    assert shipped_reader.digest(model) == manifest["digest"]
+    assert tokenizer.is_fast
+    stored = sum(p.stat().st_size for p in shipped_reader.SHIPPED_DIR.iterdir())
+    assert stored < 25 * 2**20, f"{stored / 2**20:.1f} MiB in {shipped_reader.SHIPPED_DIR}"
+    assert manifest["tensors"]["kept_from_base"] == ["bert.embeddings.word_embeddings.weight"]
+
+
+def test_a_damaged_copy_is_refused(tmp_path):
+    copy = tmp_path / "minilm-squad"
+    shutil.copytree(shipped_reader.SHIPPED_DIR, copy)
+    tensors = load_file(str(copy / shipped_reader.TENSORS))
+    name = "qa_outputs.bias"
+    tensors[name] = tensors[name] + torch.tensor(0.001, dtype=tensors[name].dtype)
+    save_file(tensors, str(copy / shipped_reader.TENSORS))
+    with pytest.raises(shipped_reader.ShippedReaderError, match="digest"):
+        shipped_reader.rebuild_model(copy)
+
+
+def _serving(settings, version: str) -> bool:
+    found = states(settings)
+    return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
+
+
+def test_the_shipped_reader_answers_most_sample_questions_exactly(system):
+    first = masters(system)[0]
+    node = node_client(first.host, first.port, system)
+    before = modelpkg.current_version(node, first.tag)
+    out = qasearch(system, "model", "push", "--quiet")
+    assert "trained=true" in out and "ships with qasearch" in out, out
+    version = modelpkg.current_version(node, first.tag)
+    try:
+        wait_for(lambda: _serving(system, version), timeout=300,
+                 what="every worker serving the shipped reader")
+        questions = read_eval_questions(QUESTIONS)
+        exact, misses, started = 0, [], time.monotonic()
+        for q in questions:
+            assert time.monotonic() - started < 900, "the questions took over 15 minutes"
+            status, body = post(system, {"search": q.question, "num_results": 1,
+                                         "cache": False, "timeout_ms": 60000})
+            assert status == 200, body
+            assert body["model"]["version"] == version and body["model"]["trained"] is True
+            assert "warning" not in body
+            answer = body["results"][0]["answer"] if body["results"] else ""
+            em, _ = score(answer, q.answers)
+            exact += int(em)
+            if not em:
+                misses.append((q.question, answer, q.answers[0]))
+        share = exact / len(questions)
+        print(f"shipped reader: {exact} of {len(questions)} sample questions exact ({share:.0%})")
+        assert share >= 0.5, f"only {exact}/{len(questions)} exact; misses: {misses[:10]}"
+    finally:
+        qasearch(system, "model", "rollback")
+        wait_for(lambda: _serving(system, before), timeout=300, what="the rollback served")
+        for master in masters(system):
+            client = node_client(master.host, master.port, system)
+            try:
+                modelpkg.delete_version(client, master.tag, version)
+            finally:
+                client.close()
+        node.close()
