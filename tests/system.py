@@ -18,10 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from qasearch import keys, localcluster
+from qasearch import keys, localcluster, modelpkg
 from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
 from qasearch.settings import to_environ
 from qasearch.topology import cluster_client, masters, node_client
+from qasearch.workers import is_ready as workers_ready
+from qasearch.workers import states as worker_states
 from tests.helpers import HOST, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -116,3 +118,26 @@ def replicas_match_masters(settings) -> list[tuple[int, int]]:
                                           f"master {p[0]}: {passages(p[1])} vs {passages(p[0])}")
             counts.append((passages(ports[0]), passages(ports[1])))
     return counts
+
+
+def serving(settings, version: str, seen: dict[str, set] | None = None) -> bool:
+    """Every worker serves ``version`` and is ready; ``seen`` collects, while a swap goes
+    on, the masters whose heartbeat lapsed and the versions named as loading."""
+    found = worker_states(settings)
+    if seen is not None:
+        seen["lapsed"].update(s["master"] for s in found if "pid" not in s)
+        seen["loading"].update(s["loading"] for s in found if s.get("loading"))
+    return bool(found) and all(s.get("model") == version and workers_ready(s) for s in found)
+
+
+def roll_back_and_delete(settings, before: str, version: str, timeout: float) -> None:
+    """``qasearch model rollback`` to ``before``, wait until it is served, then delete
+    ``version`` from every master: a test that pushed a model leaves the system as it was."""
+    qasearch(settings, "model", "rollback")
+    wait_for(lambda: serving(settings, before), timeout=timeout, what="the rollback served")
+    for master in masters(settings):
+        client = node_client(master.host, master.port, settings)
+        try:
+            modelpkg.delete_version(client, master.tag, version)
+        finally:
+            client.close()

@@ -10,18 +10,9 @@ from __future__ import annotations
 
 from qasearch import modelpkg
 from qasearch.topology import masters, node_client
-from qasearch.workers import is_ready, states
 from tests import tiny_models
-from tests.system import wait_for
+from tests.system import serving, wait_for
 from tests.traffic import Traffic
-
-
-def _serving(settings, version: str, seen: dict[str, set] | None = None) -> bool:
-    found = states(settings)
-    if seen is not None:  # heartbeats written while the workers swap
-        seen["lapsed"].update(s["master"] for s in found if "pid" not in s)
-        seen["loading"].update(s["loading"] for s in found if s.get("loading"))
-    return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
 
 
 def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
@@ -34,7 +25,7 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
                                     "timeout_ms": 30000}, pause_s=0.2) as traffic:
         traffic.more(2, "before the swap")
         modelpkg.push_to_cluster(system, tiny, progress=False)
-        wait_for(lambda: _serving(system, tiny.version), timeout=180,
+        wait_for(lambda: serving(system, tiny.version), timeout=180,
                  what="every worker on the tiny embedder")
         wait_for(lambda: any(s.body.get("model", {}).get("version") == tiny.version
                              for s in traffic.outcomes),
@@ -45,7 +36,7 @@ def test_an_embedder_swap_under_traffic_keeps_every_partition_answered(system):
             modelpkg.rollback(node, master.tag)
             modelpkg.delete_version(node, master.tag, tiny.version)
         seen: dict[str, set] = {"lapsed": set(), "loading": set()}
-        wait_for(lambda: _serving(system, old, seen), timeout=300, what="every worker back")
+        wait_for(lambda: serving(system, old, seen), timeout=300, what="every worker back")
         assert not seen["lapsed"], f"heartbeats lapsed during the swap back: {seen}"
         assert seen["loading"] == {old}, seen  # the heartbeat says what is being loaded
         traffic.more(2, "after the rollback")

@@ -15,8 +15,7 @@ from qasearch import modelpkg
 from qasearch.evaluation.metric import score
 from qasearch.evaluation.squadfile import read_eval_questions
 from qasearch.topology import masters, node_client
-from qasearch.workers import is_ready, states
-from tests.system import REPO, post, qasearch, wait_for
+from tests.system import REPO, post, qasearch, roll_back_and_delete, serving, wait_for
 
 QUESTIONS = REPO / "data" / "sample" / "questions.json"
 
@@ -42,11 +41,6 @@ def test_a_damaged_copy_is_refused(tmp_path):
         shipped_reader.rebuild_model(copy)
 
 
-def _serving(settings, version: str) -> bool:
-    found = states(settings)
-    return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
-
-
 def test_the_shipped_reader_answers_most_sample_questions_exactly(system):
     first = masters(system)[0]
     node = node_client(first.host, first.port, system)
@@ -55,7 +49,7 @@ def test_the_shipped_reader_answers_most_sample_questions_exactly(system):
     assert "trained=true" in out and "ships with qasearch" in out, out
     version = modelpkg.current_version(node, first.tag)
     try:
-        wait_for(lambda: _serving(system, version), timeout=300,
+        wait_for(lambda: serving(system, version), timeout=300,
                  what="every worker serving the shipped reader")
         questions = read_eval_questions(QUESTIONS)
         exact, misses, started = 0, [], time.monotonic()
@@ -75,12 +69,5 @@ def test_the_shipped_reader_answers_most_sample_questions_exactly(system):
         print(f"shipped reader: {exact} of {len(questions)} sample questions exact ({share:.0%})")
         assert share >= 0.5, f"only {exact}/{len(questions)} exact; misses: {misses[:10]}"
     finally:
-        qasearch(system, "model", "rollback")
-        wait_for(lambda: _serving(system, before), timeout=300, what="the rollback served")
-        for master in masters(system):
-            client = node_client(master.host, master.port, system)
-            try:
-                modelpkg.delete_version(client, master.tag, version)
-            finally:
-                client.close()
+        roll_back_and_delete(system, before, version, timeout=300)
         node.close()

@@ -19,9 +19,8 @@ from safetensors.torch import load_file
 from qasearch import modelpkg
 from qasearch.topology import masters, node_client
 from qasearch.training import trainer
-from qasearch.workers import is_ready, states
 from tests import tiny_models
-from tests.system import REPO, post, qasearch, wait_for
+from tests.system import REPO, post, qasearch, roll_back_and_delete, serving, wait_for
 
 QUESTIONS = REPO / "data" / "sample" / "questions.json"
 
@@ -123,11 +122,6 @@ def test_bad_training_data_stops_before_any_step(tiny_base, tmp_path, content, m
     assert not (tmp_path / "run").exists()
 
 
-def _serving(settings, version: str) -> bool:
-    found = states(settings)
-    return bool(found) and all(s.get("model") == version and is_ready(s) for s in found)
-
-
 def test_a_trained_folder_pushes_and_serves(system, tiny_base, tmp_path):
     threads = torch.get_num_threads()
     try:
@@ -142,7 +136,7 @@ def test_a_trained_folder_pushes_and_serves(system, tiny_base, tmp_path):
     version = modelpkg.current_version(node, first.tag)
     assert version != before
     try:
-        wait_for(lambda: _serving(system, version), timeout=240,
+        wait_for(lambda: serving(system, version), timeout=240,
                  what="every worker serving the trained tiny reader")
         started = time.monotonic()
         status, body = 0, {}
@@ -157,12 +151,5 @@ def test_a_trained_folder_pushes_and_serves(system, tiny_base, tmp_path):
         best = body["results"][0]
         assert best["sentence"][best["start"]:best["end"]] == best["answer"]
     finally:
-        qasearch(system, "model", "rollback")
-        wait_for(lambda: _serving(system, before), timeout=240, what="rollback served")
-        for master in masters(system):
-            client = node_client(master.host, master.port, system)
-            try:
-                modelpkg.delete_version(client, master.tag, version)
-            finally:
-                client.close()
+        roll_back_and_delete(system, before, version, timeout=240)
         node.close()

@@ -14,11 +14,10 @@ before (same id, or same question on the same context) is counted once.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loaders import rawinput
+from loaders import squad
 from loaders.documents import LoadError, json_kind
 from qasearch.settings import Settings
 
@@ -94,54 +93,41 @@ def _answers(path: Path, where: str, qa: dict, context: str) -> tuple[tuple[str,
 
 
 def read_file(path: Path, data: TrainingData, max_file_bytes: int) -> None:
-    """Add the examples of one SQuAD file to ``data`` (checked whole first)."""
-    raw = rawinput.read_whole(Path(path), max_file_bytes)
-    if not raw.strip():
+    """Add the examples of one SQuAD file to ``data`` (checked whole first).
+
+    The file's structure (JSON, articles, paragraphs, contexts) is read by the SQuAD
+    corpus loader, so training and loading accept and refuse the same files; only
+    the questions and their answer spans are checked here."""
+    path = Path(path)
+    raw = path.read_bytes() if path.is_file() else b""  # a missing file: the loader says so
+    if path.is_file() and not raw.strip():
         raise _fail(path, "", "the file is empty (nothing to train on)")
-    try:
-        parsed = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"line {exc.lineno} column {exc.colno}",
-                    f"invalid JSON: {exc.msg}") from None
-    articles = parsed.get("data") if isinstance(parsed, dict) else None
-    if not isinstance(articles, list):
-        raise _fail(path, "", 'not SQuAD JSON: expected {"data": [...]}')
+    paragraphs = squad.read_paragraphs(path, max_file_bytes)
     staged: list[Example] = []
     contexts: dict[str, int] = {}  # new contexts of this file, committed once it is whole
-    groups: list[list[int]] = []
-    for a, article in enumerate(articles):
-        where = f"record data[{a}]"
-        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
-        if not isinstance(paragraphs, list):
-            raise _fail(path, where, f'expected an object with "paragraphs": [...], '
-                        f"got {json_kind(paragraphs if isinstance(article, dict) else article)}")
-        group = []
-        for p, paragraph in enumerate(paragraphs):
-            here = f"{where}.paragraphs[{p}]"
-            context = paragraph.get("context") if isinstance(paragraph, dict) else None
-            if not isinstance(context, str) or not context.strip():
-                raise _fail(path, here,
-                            f'"context" must be a non-empty string, got {json_kind(context)}')
-            qas = paragraph.get("qas", [])
-            if not isinstance(qas, list):
-                raise _fail(path, here, f'"qas" must be an array, got {json_kind(qas)}')
-            # A context seen before (in an earlier file, or repeated) is one paragraph.
-            index = data.paragraph_of.get(context)
-            if index is None:
-                index = contexts.setdefault(context, len(data.contexts) + len(contexts))
-            group.append(index)
-            for q, qa in enumerate(qas):
-                spot = f"{here}.qas[{q}]"
-                if not isinstance(qa, dict):
-                    raise _fail(path, spot, f"expected an object, got {json_kind(qa)}")
-                question, qid = qa.get("question"), qa.get("id", f"{a}-{p}-{q}")
-                if not isinstance(question, str) or not question.strip():
-                    raise _fail(path, spot, f'"question" must be a non-empty string, '
-                                f"got {json_kind(question)}")
-                staged.append(Example(str(qid), question, context,
-                                      _answers(path, spot, qa, context),
-                                      len(data.articles) + a, index))
-        groups.append(group)
+    groups: dict[str, list[int]] = {}  # article title -> its paragraphs' indexes
+    for paragraph in paragraphs:
+        here, context = paragraph.location, paragraph.context
+        if not isinstance(paragraph.qas, list):
+            raise _fail(path, here, f'"qas" must be an array, got {json_kind(paragraph.qas)}')
+        # A context seen before (in an earlier file, or repeated) is one paragraph.
+        index = data.paragraph_of.get(context)
+        if index is None:
+            index = contexts.setdefault(context, len(data.contexts) + len(contexts))
+        title = paragraph.doc_id.rsplit("#", 1)[0]  # the loader's ids are "<title>#<n>"
+        group = groups.setdefault(title, [])
+        article = len(data.articles) + list(groups).index(title)
+        group.append(index)
+        for q, qa in enumerate(paragraph.qas):
+            spot = f"{here}.qas[{q}]"
+            if not isinstance(qa, dict):
+                raise _fail(path, spot, f"expected an object, got {json_kind(qa)}")
+            question, qid = qa.get("question"), qa.get("id", spot)
+            if not isinstance(question, str) or not question.strip():
+                raise _fail(path, spot, f'"question" must be a non-empty string, '
+                            f"got {json_kind(question)}")
+            staged.append(Example(str(qid), question, context,
+                                  _answers(path, spot, qa, context), article, index))
     if not staged:
         raise _fail(path, "", "no questions in this file (nothing to train on)")
     seen_ids = {e.qid for e in data.examples}
@@ -155,8 +141,8 @@ def read_file(path: Path, data: TrainingData, max_file_bytes: int) -> None:
         data.examples.append(example)
     data.contexts.extend(contexts)  # dicts keep insertion order: indexes match
     data.paragraph_of.update(contexts)
-    data.articles.extend(groups)
-    data.digests[Path(path).name] = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    data.articles.extend(groups.values())
+    data.digests[path.name] = hashlib.sha256(raw).hexdigest()
 
 
 def read_training_files(paths: list[Path],
