@@ -20,22 +20,19 @@ from flask import Flask, Response, jsonify, request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api import coverage, guards, metrics, openapi, page, readiness
+from api import guards, metrics, openapi, page, readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout, ShardReply
 from api.response_cache import ResponseCache
+from api.search import TwoPhaseSearch
 from api.validation import BadRequest, parse_query
 from qasearch import keys
-from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.settings import Settings, load_settings
 from qasearch.topology import cluster_client
 
-# Missing partitions are asked for again (no pause, then 0.5 s, 1 s, ...): a partition
-# that just switched nodes is served once the new owner's worker has seen the switch.
-COVERAGE_ATTEMPTS = 4
-COVERAGE_PAUSE_S = 0.5
-
-PASSAGE_FIELDS = ("doc_id", "sentencekey", "partition", "similarity", "null_score")
+PASSAGE_FIELDS = ("doc_id", "sentencekey", "partition", "similarity", "lexical", "retrieval",
+                  "answer", "score", "null_score")
+CANDIDATE_FIELDS = ("partition", "pid", "dense", "lexical", "retrieval")
 
 UNTRAINED_WARNING = (
     "the reader's QA head is untrained (offline MiniLM): spans are not real answers; "
@@ -43,57 +40,19 @@ UNTRAINED_WARNING = (
 )
 
 
-def merge(
-    replies: list[ShardReply], num_results: int, partitions: int
-) -> tuple[list[dict], dict]:
-    """All shards' answers ranked by score, and who answered; a failed shard is listed
-    with its reason and the partitions whose answers are missing.
-
-    Each reply says which partitions it ``served``; a partition two replies served
-    (while it moves) counts once (api.coverage). ``shards.partitions.missing`` lists
-    every partition no reply covered: a response is complete exactly when it is empty.
-    """
-    assigned, missing = coverage.assign(replies, partitions)
-    answers = [a for r in replies if r.ok for a in r.payload.get("answers", [])
-               if assigned.get(a.get("partition")) is r]
-    answers.sort(key=lambda a: a["score"], reverse=True)
-    shards = {
-        "total": len(replies),
-        "answered": sum(r.ok for r in replies),
-        "failed": [
-            {"node": r.node, "reason": r.reason, "partitions": [
-                partition_tag(p) for p in owned_partitions(r.master.ranges, partitions)
-            ]}
-            for r in replies if not r.ok
-        ],
-        "partitions": {"total": partitions, "answered": partitions - len(missing),
-                       "missing": missing},
-    }
-    return answers[:num_results], shards
-
-
-def passages_read(replies: list[ShardReply], partitions: int) -> list[dict]:
-    """Every passage the answering shards read (a moving partition counted once), most
-    similar first."""
-    assigned, _ = coverage.assign(replies, partitions)
-    read = [p for r in replies if r.ok for p in r.payload.get("read", [])
-            if assigned.get(p.get("partition")) is r]
-    read.sort(key=lambda p: p["similarity"], reverse=True)
-    return read
-
-
 def no_answer(results: list[dict], read: list[dict]) -> tuple[bool, float | None]:
     """Whether nothing read answers the question, and the null score that says so.
 
     The passages read are taken as the windows of one context, as the QA pipeline's
     ``handle_impossible_answer`` takes a long context's windows: the null score is the
-    lowest over them, and "no answer" wins when it is above the best span's score.
+    lowest over them, and "no answer" wins when it is above the best answer's span
+    score (its reader score, not the score interpolated with retrieval).
     """
     nulls = [p["null_score"] for p in read if p.get("null_score") is not None]
     null = min(nulls) if nulls else None
     if not results:
         return True, null
-    return null is not None and null > results[0]["score"], null
+    return null is not None and null > results[0]["reader_score"], null
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -105,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask("qasearch")
     guards.install(app, settings)  # API key (when set) and body limit, before any route
     fanout = Fanout(settings)
+    search = TwoPhaseSearch(settings, fanout)
     embedder = QuestionEmbedder(settings)
     embedder.preload(fanout)
     # one quick retry at most: cache and metadata reads must not eat the deadline
@@ -177,40 +137,16 @@ def create_app(settings: Settings | None = None) -> Flask:
                 return jsonify(cached), 200
         with metrics.EMBEDDER_SECONDS.time():
             vector = model.embed([query.search])[0]
-        spent_ms = (time.perf_counter() - started) * 1000.0
-        partitions = corpus_partitions([])
-        replies = fanout.ask(
-            query.search, vector, query.top_k, query.num_results,
-            max(1, int(query.timeout_ms - spent_ms)), use_cache=query.cache,
-            embedder_id=model.embedder_id,
-            targets=coverage.targets(fanout.masters(), partitions), partitions=partitions,
-        )
-        for attempt in range(COVERAGE_ATTEMPTS):
-            _, missing = coverage.assign(replies, partitions)
-            left_ms = query.timeout_ms - (time.perf_counter() - started) * 1000.0
-            if not missing or left_ms <= COVERAGE_PAUSE_S * 1000.0 * attempt + 1:
-                break
-            # A partition switched nodes after the topology was read: ask its owner now;
-            # if the owner has not taken it up yet (its worker sees a switch within a
-            # second), ask again a moment later, all within the request's deadline.
-            time.sleep(COVERAGE_PAUSE_S * attempt)
-            left_ms -= COVERAGE_PAUSE_S * 1000.0 * attempt
-            fanout.refresh()
-            failed = {r.node for r in replies if not r.ok}  # asked, could not answer
-            again = [m for m in coverage.owners_of(fanout.masters(), missing)
-                     if m.address not in failed]
-            if not again:
-                break
-            replies = coverage.combine(replies, fanout.ask(
-                query.search, vector, query.top_k, query.num_results, int(left_ms),
-                use_cache=query.cache, embedder_id=model.embedder_id, targets=again,
-                partitions=partitions,
-            ))
-        results, shards = merge(replies, query.num_results, partitions)
-        read = passages_read(replies, partitions)
-        unanswered, null_score = no_answer(results, read)
-        versions = {
-            r.payload["model"]["version"] for r in replies if r.ok and r.payload.get("model")
+        deadline = time.monotonic() + query.timeout_ms / 1000.0 - (time.perf_counter() - started)
+        found = search.run(query.search, vector, model.embedder_id, query.top_k, query.cache,
+                           corpus_partitions([]), deadline)
+        partitions = known_partitions[0]
+        results = found.answers[: query.num_results]
+        unanswered, null_score = no_answer(results, found.read)
+        shards = {
+            "total": found.asked, "answered": found.answered, "failed": found.failed,
+            "partitions": {"total": partitions, "answered": partitions - len(found.missing),
+                           "missing": found.missing},
         }
         body = {
             "search": query.search,
@@ -220,16 +156,18 @@ def create_app(settings: Settings | None = None) -> Flask:
             "model": {"version": model.version, "trained": model.trained},
             "no_answer": unanswered,
             "null_score": null_score,
-            "passages_read": len(read),
+            "passages_read": len(found.read),
         }
         if query.passages:
-            body["passages"] = [{k: p.get(k) for k in PASSAGE_FIELDS} for p in read]
-        if versions - {model.version}:
-            body["model"]["shard_versions"] = sorted(versions)
+            body["passages"] = [{k: p.get(k) for k in PASSAGE_FIELDS} for p in found.read]
+            body["retrieved"] = [{k: c.get(k) for k in CANDIDATE_FIELDS}
+                                 for c in found.candidates]
+        if found.versions - {model.version}:
+            body["model"]["shard_versions"] = sorted(found.versions)
         if not model.trained:
             body["warning"] = UNTRAINED_WARNING
-        complete = not shards["failed"] and not shards["partitions"]["missing"]
-        if cache_key and complete and not versions - {model.version}:
+        complete = not found.failed and not found.missing
+        if cache_key and complete and not found.versions - {model.version}:
             responses.put(cache_key, body)
         body["cached"] = False
         return jsonify(body), 200

@@ -1,5 +1,8 @@
-"""Send one question to every master's worker at once and gather the replies.
+"""Send one question to several masters' workers at once and gather the replies.
 
+A question goes out twice (docs/architecture.md, "Two phases"): phase 1
+(:meth:`Fanout.ask`) asks every master for its best candidate passages, phase 2
+(:meth:`Fanout.read`) asks only the masters holding the chosen ones to read them.
 Each request is an entry on the node's request stream (``keys.requests_stream``);
 the worker answers on a list (``keys.reply``) that the gateway pops with
 ``BLPOP``. All entries are added before any reply is awaited, so the shards work
@@ -70,12 +73,36 @@ class Fanout:
         return client
 
     def ask(
-        self, question: str, embedding: np.ndarray, top_k: int, num_results: int,
-        timeout_ms: int, use_cache: bool = True, embedder_id: str = "",
-        targets: list[Master] | None = None, partitions: int = 0,
+        self, question: str, embedding: np.ndarray, depth: int, timeout_ms: int,
+        embedder_id: str = "", targets: list[Master] | None = None, partitions: int = 0,
     ) -> list[ShardReply]:
-        """Ask every master (or ``targets``); every shard ends as a reply or a failure
+        """Phase 1: ask every master (or ``targets``) for its best candidate passages
+        (``depth`` by each retrieval score); every shard ends as a reply or a failure
         with its reason."""
+        vector = codec.encode(np.asarray(embedding, dtype=np.float32))
+        fields = {
+            "op": "retrieve", "embedding": vector, "embedder": embedder_id, "depth": depth,
+            # the corpus's partition count: a worker also vouches for the empty
+            # partitions its slots hold, so every partition can be accounted for
+            "partitions": partitions,
+        }
+        chosen = self.masters() if targets is None else targets
+        return self.send(question, [(m, fields) for m in chosen], timeout_ms)
+
+    def read(
+        self, question: str, per_master: list[tuple[Master, list[dict]]], timeout_ms: int,
+        use_cache: bool = True,
+    ) -> list[ShardReply]:
+        """Phase 2: each master reads the passages it was given (``{"partition", "pid"}``),
+        its answer cache first."""
+        requests = [(m, {"op": "read", "passages": json.dumps(chosen), "cache": int(use_cache)})
+                    for m, chosen in per_master]
+        return self.send(question, requests, timeout_ms)
+
+    def send(
+        self, question: str, requests: list[tuple[Master, dict]], timeout_ms: int,
+    ) -> list[ShardReply]:
+        """Add one request entry per master, then wait for every reply until the deadline."""
         deadline = time.time() + timeout_ms / 1000.0
         sent_at = time.perf_counter()
 
@@ -86,17 +113,10 @@ class Fanout:
         request_id = uuid.uuid4().hex
         sent: list[tuple[Master, str]] = []
         replies: list[ShardReply] = []
-        vector = codec.encode(np.asarray(embedding, dtype=np.float32))
-        for master in self.masters() if targets is None else targets:
+        for master, extra in requests:
             reply_key = keys.reply(master.tag, request_id)
-            fields = {
-                "question": question, "embedding": vector, "top_k": top_k,
-                "num_results": num_results, "deadline": deadline * 1000.0, "reply": reply_key,
-                "cache": int(use_cache), "embedder": embedder_id,
-                # the corpus's partition count: a worker also vouches for the empty
-                # partitions its slots hold, so every partition can be accounted for
-                "partitions": partitions,
-            }
+            fields = {"question": question, "deadline": deadline * 1000.0, "reply": reply_key,
+                      **extra}
             try:
                 self.client(master).xadd(
                     keys.requests_stream(master.tag), fields, maxlen=STREAM_MAXLEN, approximate=True

@@ -50,32 +50,52 @@ def _schemas(settings: Settings) -> dict:
             "num_results": {**integer, "minimum": 1, "maximum": settings.max_num_results,
                             "default": default_num_results(settings)},
             "top_k": {**integer, "minimum": 1, "maximum": settings.max_top_k,
-                      "default": settings.top_k, "description": "passages read per partition"},
+                      "default": settings.top_k,
+                      "description": "passages read, over the whole corpus: the best "
+                                     "top_k by retrieval score of every shard's candidates"},
             "timeout_ms": {**integer, "minimum": 1, "maximum": settings.max_timeout_ms,
                            "default": settings.deadline_ms,
                            "description": "deadline of the whole request"},
             "cache": {"type": "boolean", "default": True,
                       "description": "false bypasses the answer and response caches"},
             "passages": {"type": "boolean", "default": False,
-                         "description": "true lists the passages read in the response"},
+                         "description": "true lists the passages read and the "
+                                        "retrieval candidates in the response"},
         }, required=["search"]),
         "Answer": _object({
             "answer": {**string, "description": "sentence[start:end]"},
-            "score": number, "start": {**integer, "minimum": 0},
+            "score": {**number, "description": "(1 - answer_weight) x retrieval_score + "
+                      "answer_weight x reader_score, the ranking's key"},
+            "reader_score": {**number, "description": "the span's P(start) x P(end)"},
+            "retrieval_score": {**number, "description": "the passage's fused retrieval "
+                                "score in [0, 1]"},
+            "lexical": {**nullable_number, "description": "the passage's BM25 score (null "
+                        "when not among its shard's BM25 best)"},
+            "start": {**integer, "minimum": 0},
             "end": {**integer, "minimum": 0}, "sentence": string, "sentencekey": string,
-            "title": string, "doc_id": string, "partition": string, "similarity": number,
+            "title": string, "doc_id": string, "partition": string,
+            "similarity": {**number, "description": "cosine similarity to the question"},
             "section": {**string, "description": "the passage's section title (CORD-19), or \"\""},
             "answerkey": {**string, "description": "the answer's cache key in Redis"},
             "null_score": {**nullable_number,
                            "description": "the reader's no-answer score on this passage"},
-        }, required=["answer", "score", "start", "end", "sentence", "sentencekey", "title",
-                     "doc_id", "partition", "similarity", "answerkey"]),
+        }, required=["answer", "score", "reader_score", "retrieval_score", "start", "end",
+                     "sentence", "sentencekey", "title", "doc_id", "partition", "similarity",
+                     "answerkey"]),
         "PassageRead": _object({
             "doc_id": string, "sentencekey": string, "partition": string,
-            "similarity": number, "null_score": nullable_number,
+            "similarity": number, "lexical": nullable_number, "retrieval": number,
+            "answer": {**string, "nullable": True, "description": "its best span"},
+            "score": {**nullable_number, "description": "the span's reader score"},
+            "null_score": nullable_number,
+        }),
+        "Candidate": _object({
+            "partition": string, "pid": string, "dense": number, "lexical": nullable_number,
+            "retrieval": number,
         }),
         "FailedShard": _object({
             "node": string, "reason": string,
+            "phase": {"type": "string", "enum": ["retrieve", "read"]},
             "partitions": {**strings, "description": "partitions whose answers are missing"},
         }),
         "QueryResponse": _object({
@@ -102,7 +122,10 @@ def _schemas(settings: Settings) -> dict:
             "null_score": {**nullable_number, "description": "lowest null score read"},
             "passages_read": {**integer, "minimum": 0},
             "passages": {"type": "array", "items": _ref("PassageRead"),
-                         "description": "with \"passages\": true; most similar first"},
+                         "description": "with \"passages\": true; best retrieval first"},
+            "retrieved": {"type": "array", "items": _ref("Candidate"),
+                          "description": "with \"passages\": true: every shard's phase-1 "
+                                         "candidates, best retrieval first"},
         }, required=["search", "results", "took_ms", "shards", "model", "cached"]),
         "Health": _object({"status": {"type": "string", "enum": ["ok"]}}),
         "Readiness": _object({
@@ -120,9 +143,10 @@ def document(settings: Settings, with_metrics: bool = False) -> dict:
     error = _ref("Error")
     query: dict[str, Any] = {
         "summary": "Answer a question from the corpus",
-        "description": "Fans the question out to every master's worker and merges their "
-                       "answers best first; shards that failed or missed the deadline are "
-                       "listed in shards.failed.",
+        "description": "Asks every master's worker for its best candidate passages, "
+                       "reads the best top_k of them on the nodes that hold them, and "
+                       "returns the answers best first; shards that failed or missed the "
+                       "deadline are listed in shards.failed.",
         "operationId": "qasearch",
         "requestBody": {"required": True,
                         "content": {JSON: {"schema": _ref("QueryRequest")}}},

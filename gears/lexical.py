@@ -76,12 +76,6 @@ def _tokenize(texts: list[str]) -> list[tuple[str, ...]]:
     return [tuple(map(sys.intern, doc)) for doc in stems]
 
 
-def text_for_index(text: str, title: str, section: str) -> str:
-    """What is indexed for a passage: its title and section heading, then its text,
-    as in the heading the dense embedding gets (``Worker._passage_texts``)."""
-    return "\n".join(v for v in (title, section, text) if v)
-
-
 class _Snapshot(NamedTuple):
     retriever: bm25s.BM25
     keys: list[Key]  # row i of the bm25s index is keys[i]

@@ -66,3 +66,16 @@ class PartitionIndex:
             best = np.argpartition(-scores, k - 1)[:k]
             best = best[np.argsort(-scores[best], kind="stable")]
             return [(self._pids[i], float(scores[i])) for i in best]
+
+    def similarity(self, query: np.ndarray, pid: str) -> float | None:
+        """The cosine similarity of one passage to ``query``; None when it is not here."""
+        with self._lock:
+            row = self._rows.get(pid)
+            if row is None:
+                return None
+            return float(self._matrix[row] @ np.asarray(query, dtype=np.float32).reshape(-1))
+
+    def pids(self) -> list[str]:
+        """Every passage id in the index."""
+        with self._lock:
+            return list(self._pids)

@@ -8,11 +8,13 @@ Loops, each on its own thread:
   build never lets it lapse): the worker's state in ``keys.worker_state``;
 * ingest: new or changed passages from each partition's ingest stream are
   pre-tokenised and embedded (:mod:`gears.tensorize`) and enter the in-memory
-  index; on start, every passage lacking current tensors is processed;
-* requests: questions from the node's request stream (consumer group
-  ``keys.WORKER_GROUP``) are answered by a thread pool whose reader forward
-  passes all go through one :class:`~gears.batcher.DynamicBatcher`; the reply is
-  pushed on the request's reply list.
+  dense index and the node's BM25 index (:mod:`gears.lexical`); on start, every
+  passage lacking current tensors is processed;
+* requests: phase-1 ("retrieve") and phase-2 ("read") requests from the node's
+  request stream (consumer group ``keys.WORKER_GROUP``) are answered by a thread
+  pool (:mod:`gears.answering`) whose reader forward passes all go through one
+  :class:`~gears.batcher.DynamicBatcher`; the reply is pushed on the request's
+  reply list.
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ import numpy as np
 import redis
 
 from gears import metrics, reader
-from gears.answering import Question, answer_question
+from gears.answering import find_candidates, read_passages
 from gears.asking import AskingPipeline
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
+from gears.lexical import LexicalIndex
 from gears.ownership import Ownership, OwnershipTracker
 from gears.retrieval import PartitionIndex
 from gears.stats import WorkerStats
-from gears.tensorize import PassageText, made_by, tensorize
+from gears.tensorize import PassageText, embedding_input, made_by, tensorize
 from qasearch import codec, keys, modelpkg
 from qasearch.models import LoadedModel
 from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
@@ -66,6 +69,7 @@ class Worker:
         self.ownership = Ownership(ranges=(), node_tag=None, partitions=())
         self.model: LoadedModel | None = None
         self.indexes: dict[int, PartitionIndex] = {}
+        self.lexical = LexicalIndex()  # every partition of the node, one BM25 index
         self.stopping = threading.Event()
         self.ready = threading.Event()
         self._groups: set[str] = set()
@@ -178,6 +182,8 @@ class Worker:
         index = self._index(part)
         for passage, (_, vector) in zip(passages, results):
             index.upsert(passage.pid, vector)
+        self.lexical.upsert_many(part, [(p.pid, embedding_input(p.title, p.text))
+                                        for p in passages])
         self.counters["passages_tokenised"] += len(passages)
 
     def _index(self, part: int) -> PartitionIndex:
@@ -203,7 +209,7 @@ class Worker:
     def _build_index(
         self, part: int, model: LoadedModel
     ) -> tuple[PartitionIndex, list[tuple[str, dict[str, bytes]]]]:
-        """A complete index of ``part`` for ``model``, and the tensors still to store.
+        """A complete dense index of ``part`` for ``model``, and the tensors still to store.
 
         Stored tensors made by ``model``'s tokenizer and embedder are used as they
         are; the rest are made now (not written: the caller stores them when the
@@ -248,14 +254,24 @@ class Worker:
             pipe.execute()
         self.counters["passages_tokenised"] += len(staged)
 
+    def _build_lexical(self, part: int, pids: list[str]) -> None:
+        """Put every passage of ``part`` in the BM25 index, in place of what it held."""
+        self.lexical.drop_partition(part)
+        for start in range(0, len(pids), INGEST_BATCH):
+            passages = self._passage_texts(part, pids[start : start + INGEST_BATCH])
+            self.lexical.upsert_many(part, [(p.pid, embedding_input(p.title, p.text))
+                                            for p in passages])
+        self.lexical.refresh()
+
     def reconcile(self, part: int) -> None:
         """Load a partition fully, then serve it: current tensors go into the index,
-        missing or stale ones are made and stored."""
+        missing or stale ones are made and stored; every text goes into the BM25 index."""
         tag = partition_tag(part)
         if part in self.ownership.partitions:
             self._ensure_group(keys.ingest_stream(tag), start_id="$")
         index, staged = self._build_index(part, self.model)
         self._write_tensors(part, staged)
+        self._build_lexical(part, index.pids())
         with self._lock:
             self.indexes[part] = index
         log.info("partition %s: %d passages (%d tokenised now)", tag, len(index), len(staged))
@@ -281,6 +297,7 @@ class Worker:
                     self._store_tensors(part, self._passage_texts(part, sets))
                 for pid in dels:
                     self._index(part).remove(pid)
+                    self.lexical.remove(part, pid)
                 self.client.xack(stream, keys.WORKER_GROUP, *[e for e, _ in entries])
                 handled += len(entries)
         return handled
@@ -296,22 +313,16 @@ class Worker:
             with self._lock:  # model and indexes swap together (_refresh_model)
                 model, indexes = self.model, dict(self.indexes)
             text = fields[b"question"].decode()
-            embedding = codec.decode(fields[b"embedding"])
-            if fields.get(b"embedder", b"").decode() != model.embedder_id:
-                # the gateway embedded with another model (a swap in progress):
-                # embed here, with the vectors this node's index was built from
-                with metrics.EMBEDDER_SECONDS.time():
-                    embedding = model.embed([text])[0]
-            question = Question(
-                text=text,
-                embedding=embedding,
-                top_k=int(fields[b"top_k"]),
-                num_results=int(fields[b"num_results"]),
-                use_cache=fields.get(b"cache", b"1") == b"1",
-            )
             with metrics.REQUEST_SECONDS.time():
-                payload = answer_question(self.engine, model, indexes, question,
-                                          self._unloaded(fields, indexes))
+                if fields.get(b"op") == b"read":
+                    payload = read_passages(
+                        self.engine, model, text, json.loads(fields[b"passages"]),
+                        use_cache=fields.get(b"cache", b"1") == b"1")
+                else:
+                    payload = find_candidates(
+                        self.engine, indexes, self.lexical, text,
+                        self._question_vector(model, text, fields), int(fields[b"depth"]),
+                        self._unloaded(fields, indexes))
             payload["ok"] = True
             self.counters["requests"] += 1
         except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
@@ -324,6 +335,15 @@ class Worker:
         pipe.expire(reply_key, REPLY_TTL_S)
         pipe.xack(stream, keys.WORKER_GROUP, entry_id)
         pipe.execute()
+
+    def _question_vector(self, model: LoadedModel, text: str, fields: dict) -> np.ndarray:
+        """The question's embedding as the gateway sent it, or made here when the gateway
+        embedded with another model (a swap in progress): the vector must match the one
+        this node's index was built from."""
+        if fields.get(b"embedder", b"").decode() == model.embedder_id:
+            return codec.decode(fields[b"embedding"])
+        with metrics.EMBEDDER_SECONDS.time():
+            return model.embed([text])[0]
 
     def _unloaded(self, fields: dict[bytes, bytes], indexes: dict) -> list[int]:
         """Partitions of the corpus (count sent by the gateway) in this node's slots
@@ -454,6 +474,7 @@ class Worker:
             for part in list(self.indexes):
                 if part not in keep:
                     del self.indexes[part]
+                    self.lexical.drop_partition(part)
         if self._refresh_model():
             for part in self.ownership.importing:
                 if part not in self.indexes:
@@ -488,6 +509,7 @@ class Worker:
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_S
                 if self.model is not None:
                     self._ingest_once()
+                    self.lexical.refresh()  # a no-op unless passages changed
                     self.ready.set()
             except redis.RedisError as exc:
                 # node down, failing over or refusing for a moment: keep trying

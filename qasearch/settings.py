@@ -18,6 +18,7 @@ from pathlib import Path
 from qasearch import credentials
 
 ENV_PREFIX = "QASEARCH_"
+FUSIONS = ("weighted", "rrf", "dense", "lexical")
 
 
 def _repo_root() -> Path:
@@ -42,8 +43,18 @@ class Settings:
     max_passage_tokens: int = 200
     max_record_bytes: int = 16 * 1024 * 1024  # a JSONL line or CSV field; bounds memory
     max_file_bytes: int = 1024 * 1024 * 1024  # a file read whole (SQuAD, CORD-19 JSON, text)
-    # --- reader and retrieval -------------------------------------------------
-    top_k: int = 2
+    # --- retrieval (docs/architecture.md, "Two phases") ------------------------
+    # passages read per question, over the whole corpus (the global top-K of phase 2)
+    top_k: int = 5
+    # candidates each shard returns in phase 1, by dense and by BM25 score each (at
+    # least top_k); 20 lets `qasearch eval` report recall@20 of each
+    retrieve_depth: int = 20
+    fusion: str = "weighted"  # weighted | rrf | dense | lexical (api/fusion.py)
+    lexical_weight: float = 0.3  # BM25's share of the weighted retrieval score
+    rrf_k: int = 60  # reciprocal-rank fusion's constant
+    # the reader's share of an answer's score, the rest its passage's retrieval score
+    answer_weight: float = 0.5
+    # --- reader -----------------------------------------------------------------
     max_seq_len: int = 384
     doc_stride: int = 128
     max_answer_len: int = 15
@@ -116,6 +127,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         except ValueError as exc:
             raise ValueError(f"{ENV_PREFIX}{f.name.upper()}={raw!r}: {exc}") from None
     loaded = dataclasses.replace(defaults, **overrides)
+    if loaded.fusion not in FUSIONS:
+        raise ValueError(f"{ENV_PREFIX}FUSION={loaded.fusion!r}: one of {', '.join(FUSIONS)}")
     if not loaded.redis_password:
         stored = credentials.stored_password(loaded.data_dir, loaded.secrets_dir, env)
         loaded = dataclasses.replace(loaded, redis_password=stored)

@@ -96,8 +96,9 @@ def test_one_question_gets_answers_from_every_master(system, tmp_path):
         wait_for(lambda n=node, t=tag, d=doc_id: n.exists(keys.tensors(t, keys.passage_id(d, 0))),
                   what=f"tensors of {doc_id}")
 
+    # the three passages are the corpus's best three: a global top 3 reads them all
     status, body = post(system, {"search": "Who invented the glass harmonica?",
-                                 "num_results": 100, "top_k": 1})
+                                 "num_results": 100, "top_k": 3})
     assert status == 200, body
     found = {r["sentencekey"] for r in body["results"]}
     assert set(wanted) <= found, (wanted, found)

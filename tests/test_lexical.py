@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from gears.lexical import LexicalIndex, text_for_index
+from gears.lexical import LexicalIndex
+from gears.tensorize import embedding_input
 
 FILLER = [
     "The river flows through the old town past the market and the cathedral.",
@@ -171,9 +172,8 @@ def test_ranking_term_frequency_and_rarity():
 
 
 def test_title_and_section_are_indexed():
-    text = text_for_index("It was founded in 1209.", "University of Cambridge", "History")
-    assert text == "University of Cambridge\nHistory\nIt was founded in 1209."
-    assert text_for_index("Body.", "", "") == "Body."
+    # what the worker indexes: the passage as the embedder sees it, heading first
+    text = embedding_input("University of Cambridge\nHistory", "It was founded in 1209.")
     index = filled()
     index.upsert(0, "p", text)
     index.refresh()

@@ -63,7 +63,7 @@ def plan(model, snapshot: CorpusSnapshot, question: str, embedding: np.ndarray,
          settings: Settings) -> list[tuple[list, list[StoredPassage], list[reader.Window]]]:
     """Per node: (windows of each passage, passages, all windows in order)."""
     jobs = []
-    for passages in snapshot.candidates(embedding, settings.top_k):
+    for passages in snapshot.candidates(question, embedding, settings):
         per_passage = [snapshot.windows(model, question, [p], settings) for p in passages]
         jobs.append((per_passage, passages, [w for ws in per_passage for w in ws]))
     return jobs
@@ -178,7 +178,7 @@ def best_case_batches(model, snapshot: CorpusSnapshot, questions: Sequence[str],
     """All windows of all ``questions``, length-sorted, padded into full batches."""
     windows: list[reader.Window] = []
     for q, emb in zip(questions, model.embed(list(questions))):
-        for passages in snapshot.candidates(emb, settings.top_k):
+        for passages in snapshot.candidates(q, emb, settings):
             windows.extend(snapshot.windows(model, q, passages, settings))
     windows.sort(key=len)
     return node_batches(windows, settings)

@@ -113,14 +113,14 @@ def _subset_p50(run: http_load.LatencyRun, indexes: set[int]) -> float | None:
 
 
 def _parity(snapshot: CorpusSnapshot, model, warm: list[tuple[str, http_load.Reply]],
-            top_k: int) -> dict:
+            settings: Settings) -> dict:
     """Whether every passage the gateway answered from is one the in-process retrieval picks."""
     checked = agreed = 0
     for question, reply in warm:
         if not reply.ok:
             continue
-        picked = {p.key for node in snapshot.candidates(model.embed([question])[0], top_k)
-                  for p in node}
+        picked = {p.key for node in snapshot.candidates(question, model.embed([question])[0],
+                                                         settings) for p in node}
         answered = {r["sentencekey"] for r in reply.body.get("results", [])}
         checked += 1
         agreed += answered <= picked
@@ -260,7 +260,7 @@ class SideBySide:
         else:
             same = []
             for q in self.asked[: cfg.pipeline_questions]:
-                per_node = snapshot.candidates(model.embed([q])[0], self.settings.top_k)
+                per_node = snapshot.candidates(q, model.embed([q])[0], self.settings)
                 same.append((q, [p.text for node in per_node for p in node]))
         same = same[: cfg.pipeline_questions]
         every = [p.text for p in snapshot.passages.values()]
@@ -345,7 +345,7 @@ class SideBySide:
         self.results["in_process_threads"] = threads
         if cfg.floor or cfg.pipeline:
             model, snapshot = self.load_in_process(threads)
-            self.results["retrieval_parity"] = _parity(snapshot, model, warm, self.settings.top_k)
+            self.results["retrieval_parity"] = _parity(snapshot, model, warm, self.settings)
             floor_lat = self.run_floor(model, snapshot) if cfg.floor else None
             if cfg.pipeline:
                 try:

@@ -3,9 +3,11 @@
 Per master, in the order its worker holds them (ascending partition index, only
 partitions with an index key), each partition's passages go into a
 :class:`gears.retrieval.PartitionIndex` from their stored embeddings, in sorted
-pid order as the worker's reconcile inserts them. :meth:`CorpusSnapshot.candidates`
-then picks, per node, exactly what the node's worker picks for a question
-(:func:`gears.answering.retrieve`: top-k of every partition), and
+pid order as the worker's reconcile inserts them, and its texts into the node's
+:class:`gears.lexical.LexicalIndex`. :meth:`CorpusSnapshot.candidates` then picks
+what the two phases read for a question (every node's candidates by
+:func:`gears.answering.node_candidates`, ranked by :func:`api.fusion.rank`, the
+best ``top_k``), grouped by node, and
 :meth:`CorpusSnapshot.windows` builds the reader windows the worker builds from the
 stored ids and offsets (:func:`gears.reader.build_windows`).
 """
@@ -16,9 +18,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from api import fusion
 from gears import reader
+from gears.answering import node_candidates
+from gears.lexical import LexicalIndex
 from gears.retrieval import PartitionIndex
-from gears.tensorize import READER_FIELDS, made_by, stored_tokens
+from gears.tensorize import READER_FIELDS, embedding_input, made_by, stored_tokens
 from qasearch import codec, keys
 from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.settings import Settings
@@ -46,6 +51,7 @@ class NodeShard:
 
     master: Master
     indexes: dict[int, PartitionIndex] = field(default_factory=dict)
+    lexical: LexicalIndex = field(default_factory=LexicalIndex)
 
 
 @dataclass
@@ -76,6 +82,7 @@ class CorpusSnapshot:
                     snap._read_partition(node, part, shard, model)
             finally:
                 node.close()
+            shard.lexical.refresh()
             snap.nodes.append(shard)
         return snap
 
@@ -89,12 +96,12 @@ class CorpusSnapshot:
             chunk = pids[start : start + READ_BATCH]
             pipe = node.pipeline(transaction=False)
             for pid in chunk:
-                pipe.hmget(keys.passage(tag, pid), ["text", "title"])
+                pipe.hmget(keys.passage(tag, pid), ["text", "title", "section"])
                 pipe.hmget(keys.tensors(tag, pid),
                            [*READER_FIELDS, "emb", "reader_tok", "embedder"])
             raw = pipe.execute()
             for i, pid in enumerate(chunk):
-                (text, title), (*fields, emb, tok, emb_id) = raw[2 * i], raw[2 * i + 1]
+                (text, title, section), (*fields, emb, tok, emb_id) = raw[2 * i], raw[2 * i + 1]
                 if text is None or fields[0] is None or emb is None:
                     self.missing += 1
                     continue
@@ -104,19 +111,27 @@ class CorpusSnapshot:
                     self.stale += 1
                     continue
                 index.upsert(pid, codec.decode(emb))
+                # as the worker's _passage_texts heads a passage: title, then section
+                heading = "\n".join(v.decode() for v in (title, section) if v)
+                shard.lexical.upsert(part, pid, embedding_input(heading, text.decode()))
                 self.passages[pid] = StoredPassage(
                     tag, pid, text.decode(), (title or b"").decode(),
                     stored_tokens(*fields),
                 )
 
-    def candidates(self, embedding: np.ndarray, top_k: int) -> list[list[StoredPassage]]:
-        """Per node, the passages its worker reads for this question, in its order."""
-        from gears.answering import retrieve
-
-        return [
-            [self.passages[c.pid] for c in retrieve(shard.indexes, embedding, top_k)]
-            for shard in self.nodes
-        ]
+    def candidates(self, question: str, embedding: np.ndarray,
+                   settings: Settings) -> list[list[StoredPassage]]:
+        """Per node, the passages the two phases read on it for this question, best
+        retrieval first."""
+        depth = max(settings.retrieve_depth, settings.top_k)
+        found = [{"node": n, "pid": pid, **scores}
+                 for n, shard in enumerate(self.nodes)
+                 for (_, pid), scores in node_candidates(
+                     shard.indexes, shard.lexical, question, embedding, depth).items()]
+        per_node: list[list[StoredPassage]] = [[] for _ in self.nodes]
+        for cand in fusion.rank(found, settings)[: settings.top_k]:
+            per_node[cand["node"]].append(self.passages[cand["pid"]])
+        return [passages for passages in per_node if passages]
 
     @staticmethod
     def windows(model, question: str, passages: list[StoredPassage],

@@ -26,6 +26,7 @@ from redis.exceptions import RedisClusterException
 
 from qasearch import apiclient, keys
 from qasearch.benchmark.timing import Summary
+from qasearch.evaluation import sweep
 from qasearch.evaluation.metric import aggregate, score
 from qasearch.evaluation.squadfile import EvalQuestion
 from qasearch.partitions import partition_for_doc, partition_tag
@@ -47,7 +48,7 @@ class OpenConfig:
     url: str  # the gateway's POST /qasearch
     handle_impossible: bool  # a response's no_answer means the prediction ""
     num_results: int = TOP_N
-    top_k: int | None = None  # passages read per partition (None: the gateway's default)
+    top_k: int | None = None  # passages read per question (None: the gateway's default)
     timeout_ms: int = 60_000
     api_key: str = ""
 
@@ -134,18 +135,26 @@ def _row(q: EvalQuestion, reply: dict, latency_ms: float, handle_impossible: boo
     prediction = "" if said_none or not results else results[0]["answer"]
     em, f1 = score(prediction, q.answers)
     top = [r["answer"] for r in results[:TOP_N]]
-    read = [p.get("doc_id") for p in reply.get("passages", [])]
+    passages = reply.get("passages", [])
+    read = [p.get("doc_id") for p in passages]
     rank = read.index(q.doc_id) if q.doc_id in read else None
+    # what sweep.py needs to score other rankings and K without asking again
+    retrieved = [{"doc_id": keys.doc_of_passage(c["pid"]), "dense": c["dense"],
+                  "lexical": c["lexical"]} for c in reply.get("retrieved", [])]
+    read_answers = [{k: p.get(k) for k in ("answer", "score", "null_score", "retrieval")}
+                    for p in passages]
     return {"id": q.qid, "question": q.question, "prediction": prediction,
             "answers": list(q.answers), "impossible": q.impossible, "exact_match": em,
             "f1": f1, "top": top, "no_answer": reply.get("no_answer"),
             "in_top": any(score(t, q.answers)[0] for t in top) if not q.impossible else None,
             "gold_doc": q.doc_id, "gold_rank": rank, "passages_read": reply.get(
                 "passages_read", len(read)), "latency_ms": latency_ms,
-            "took_ms": reply.get("took_ms"), "trained": reply.get("model", {}).get("trained")}
+            "took_ms": reply.get("took_ms"), "trained": reply.get("model", {}).get("trained"),
+            "retrieved": retrieved, "read_answers": read_answers}
 
 
-def summarise(rows: Sequence[dict], gold_loaded: bool = True) -> dict:
+def summarise(rows: Sequence[dict], gold_loaded: bool = True,
+              handle_impossible: bool = False) -> dict:
     """The open-domain figures of ``rows`` (see :func:`evaluate_open`)."""
     answerable = [r for r in rows if not r["impossible"]]
     pairs = [(r["exact_match"], r["f1"]) for r in rows]
@@ -166,6 +175,10 @@ def summarise(rows: Sequence[dict], gold_loaded: bool = True) -> dict:
         "passages_read_mean": statistics.fmean(r["passages_read"] for r in rows),
         "no_answer_share": sum(bool(r["no_answer"]) for r in rows) / len(rows),
         "latency": Summary.of([r["latency_ms"] for r in rows]).as_dict(),
+        # recall@k of each retrieval ranking over phase 1's candidates, and top-1 F1 of
+        # reading fewer passages with other answer weights (qasearch.evaluation.sweep)
+        "retrieval_recall": sweep.recall_table(rows) if gold_loaded else {},
+        "read_sweep": sweep.read_table(rows, handle_impossible),
     }
 
 
@@ -182,4 +195,4 @@ def evaluate_open(questions: Sequence[EvalQuestion], config: OpenConfig,
     for q in tqdm(questions, desc="open-domain eval", unit="q", disable=not progress):
         reply, latency_ms = _post(config, q.question)
         rows.append(_row(q, reply, latency_ms, config.handle_impossible))
-    return summarise(rows, gold_loaded), rows
+    return summarise(rows, gold_loaded, config.handle_impossible), rows

@@ -7,11 +7,6 @@ resolve_output`): ``results/<timestamp>`` by default, or ``--output DIR``, or a
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from qasearch.benchmark.report import resolve_output
-
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
@@ -66,18 +61,27 @@ def quality_lines(quality: dict) -> list[str]:
             f"| responses saying no_answer | {_share(open_['no_answer_share'])} |",
             f"| latency p50 / p95 | {lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} ms |", "",
         ]
+        lines += _sweep_lines(open_)
     return lines
 
 
-def write(output: str | None, results: dict) -> tuple[Path, list[Path]]:
-    """Write results.json (figures and per-question rows) and report.md."""
-    folder, json_path = resolve_output(output)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(results, indent=2, default=str))
-    summary = {k: v for k, v in results.items() if k != "rows"}
-    lines = [f"# qasearch eval {results.get('created', '')}", ""]
-    lines += quality_lines(summary)
-    lines += ["Per-question predictions are in results.json (`rows`).", ""]
-    report = folder / "report.md"
-    report.write_text("\n".join(lines) + "\n")
-    return folder, [json_path, report]
+def _grid(title: str, corner: str, table: dict[str, dict], columns: str, cell) -> list[str]:
+    """A markdown table: one row per key of ``table``, one column per key of its rows."""
+    if not table:
+        return []
+    cols = list(next(iter(table.values())))
+    return [title, "", f"| {corner} | " + " | ".join(columns.format(c) for c in cols) + " |",
+            "|---|" + "---|" * len(cols),
+            *[f"| {name} | " + " | ".join(cell(row[c]) for c in cols) + " |"
+              for name, row in table.items()], ""]
+
+
+def _sweep_lines(open_: dict) -> list[str]:
+    """Recall of each retrieval ranking, and F1 of reading fewer passages (eval sweep)."""
+    return [
+        *_grid("Gold paragraph among the top k of each retrieval ranking (phase 1's "
+               "candidates):", "ranking", open_.get("retrieval_recall") or {}, "@{}", _share),
+        *_grid("Top-1 F1 reading the best K passages, answer score = (1 - mu) x retrieval "
+               "+ mu x reader:", "K", open_.get("read_sweep") or {}, "mu {}",
+               lambda v: f"{v['f1']:.1f}"),
+    ]
