@@ -13,7 +13,8 @@ import pytest
 
 from loaders import model_push
 from loaders.splitter import default_tokenizer, split_document
-from qasearch.benchmark import baseline
+from qasearch.benchmark import baseline, report
+from qasearch.benchmark.masters import documents
 from qasearch.benchmark.per_k import summarise
 from qasearch.benchmark.snapshot import StoredText
 from qasearch.settings import Settings
@@ -90,3 +91,40 @@ def test_baseline_failure_is_reported_not_hung():
                                settings=Settings(), threads=1)
     with pytest.raises(baseline.BaselineFailed, match="not a folder here"):
         baseline.run(job)
+
+
+def test_documents_rebuilt_from_stored_passages_split_into_the_same_passages():
+    passages = _sample_passages(6)
+    tokenizer = default_tokenizer()
+    again = []
+    for doc in documents(passages):
+        again += [(doc.doc_id, p.text, p.char_start)
+                  for p in split_document(doc.text, Settings().max_passage_tokens, tokenizer)]
+    assert sorted(again) == sorted((p.doc_id, p.text, p.char_start) for p in passages)
+
+
+def test_report_renders_the_baseline_and_master_sections(tmp_path):
+    side = {"questions": 2, "p50_ms": 10.0, "p95_ms": 12.0, "mean_ms": 11.0,
+            "questions_per_s": 90.0, "exact_match": 50.0, "f1": 60.0,
+            "passages_read_mean": 3.0, "recall": 0.5, "partial": 0, "cached": 0}
+    results = {
+        "baseline": {"file": "q.json", "questions": 2, "passages": 9, "threads": 1,
+                     "gold_known": 2,
+                     "baseline": {"reader": {"note": "same weights"}, "embedder": "minilm",
+                                  "index_seconds": 1.0},
+                     "per_k": [{"k": 3, "questions": 2, "system": side,
+                                "baseline": {**side, "p50_ms": 20.0}, "system_failed": 0,
+                                "latency_speedup": 2.0, "throughput_speedup": 1.5}]},
+        "masters": {"stored_passages": 9, "documents": 3, "questions": 2,
+                    "config": {"replicas": 0, "warmup": 2, "top_k": None},
+                    "sizes": [{"masters": 3, "partitions": 24, "passages": 9,
+                               "ready_s": 4.0, "latency": side, "failed": 0,
+                               "p50_over_first": 1.0},
+                              {"masters": 6, "error": "TimeoutError: slow"}]},
+    }
+    folder, _ = report.write(str(tmp_path), results, {})
+    text = (folder / "report.md").read_text()
+    assert "## d. The twenty-line alternative, per K" in text
+    assert "| 3 | 2 | 10 ms | 12 ms | 90.00 | 60.0 | 50.0 | 3.0 | 20 ms |" in text
+    assert "| 2.00x | 1.50x |" in text
+    assert "## e. Master counts" in text and "failed: TimeoutError: slow" in text
