@@ -112,7 +112,7 @@ def test_report_renders_the_baseline_and_master_sections(tmp_path):
                      "gold_known": 2,
                      "baseline": {"reader": {"note": "same weights"}, "embedder": "minilm",
                                   "index_seconds": 1.0},
-                     "per_k": [{"k": 3, "questions": 2, "system": side,
+                     "per_k": [{"k": 3, "questions": 2, "system": {**side, "partial": 1},
                                 "baseline": {**side, "p50_ms": 20.0}, "system_failed": 0,
                                 "latency_speedup": 2.0, "throughput_speedup": 1.5}]},
         "masters": {"stored_passages": 9, "documents": 3, "questions": 2,
@@ -127,4 +127,5 @@ def test_report_renders_the_baseline_and_master_sections(tmp_path):
     assert "## d. The twenty-line alternative, per K" in text
     assert "| 3 | 2 | 10 ms | 12 ms | 90.00 | 60.0 | 50.0 | 3.0 | 20 ms |" in text
     assert "| 2.00x | 1.50x |" in text
+    assert "**Partial system replies**" in text and "K=3: 1 of 2" in text
     assert "## e. Master counts" in text and "failed: TimeoutError: slow" in text

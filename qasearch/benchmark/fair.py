@@ -83,7 +83,8 @@ def run_fair(settings: Settings, url: str, manifest: dict, threads: int, config:
             log(f"   K={row['k']}: system p50 {sys_fig['p50_ms']:.0f} ms F1 "
                 f"{sys_fig['f1']:.1f} ({sys_fig['passages_read_mean'] or 0:.1f} read), "
                 f"baseline p50 {alt_fig['p50_ms']:.0f} ms F1 {alt_fig['f1']:.1f}, "
-                f"speed-up {row['latency_speedup']:.2f}x")
+                f"speed-up {row['latency_speedup']:.2f}x"
+                + (f"; {sys_fig['partial']} PARTIAL system replies" if sys_fig["partial"] else ""))
         rows.append(row)
     summary = {
         "file": config.eval_file, "questions": len(questions), "passages": len(passages),

@@ -79,6 +79,13 @@ def fair_lines(results: dict) -> list[str]:
     failed = [f"K={r['k']}: {r['system_failed']}" for r in fair["per_k"] if r["system_failed"]]
     if failed:
         lines += ["", f"System requests that failed (left out): {', '.join(failed)}."]
+    partial = [f"K={r['k']}: {r['system']['partial']} of {r['system']['questions']}"
+               for r in fair["per_k"] if (r.get("system") or {}).get("partial")]
+    if partial:
+        lines += ["", f"**Partial system replies** (a shard or partition missing, e.g. past "
+                  f"the request's deadline, `timeout_ms`): {', '.join(partial)}. They are "
+                  "counted as they came: their latency is cut at the deadline and their "
+                  "answer is what the other shards found (none when all missed it)."]
     return lines + ["", FAIR_METHOD, ""]
 
 
