@@ -62,9 +62,11 @@ def test_bench_writes_results_report_and_plots_side_by_side(system, tmp_path):
         system, "bench", "--queries", "2", "--warmup", "1", "--concurrency", "2",
         "--level-queries", "2", "--padding-questions", "1", "--pipeline-questions", "1",
         "--pipeline-all-questions", "1", "--pipeline-all-limit", "6",
-        "--skip-redis-bench", "--eval-limit", "2", "--output", str(out),
+        "--skip-redis-bench", "--eval-limit", "2", "--baseline-k", "1,3",
+        "--baseline-questions", "2", "--baseline-seconds", "30", "--output", str(out),
     )
     assert "summary:" in text and "system / floor" in text and "quality: top-1" in text
+    assert "K=3: system p50" in text and "twenty-line baseline p50" in text
     results = json.loads((out / "results.json").read_text())
     assert results["latency_c1"]["queries"] == 2 and results["latency_c1"]["errors"] == 0
     assert results["latency_c1"]["cached"] == 0 and results["cache_flag_sent"] is True
@@ -94,10 +96,21 @@ def test_bench_writes_results_report_and_plots_side_by_side(system, tmp_path):
     assert quality["open"]["questions"] == 2 and quality["open"]["recall_at"] is None
     assert 0.0 <= quality["open"]["top1"]["f1"] <= 100.0 and quality["trained"] is False
 
+    fair = results["baseline"]  # section d: the same 2 questions per K on both sides
+    assert [row["k"] for row in fair["per_k"]] == [1, 3]
+    assert fair["passages"] == results["corpus"]["passages"] and fair["gold_known"] == 2
+    assert fair["baseline"]["reader"]["weights_identical"] is True
+    for row in fair["per_k"]:
+        assert row["questions"] == 2 and row["system_failed"] == 0
+        assert row["system"]["passages_read_mean"] >= 1 and row["latency_speedup"] > 0
+        assert 0 <= row["system"]["f1"] <= 100 and 0 <= row["baseline"]["f1"] <= 100
+        assert row["baseline"]["passages_read_mean"] == row["k"]
+    assert [len(k["rows"]) for k in results["raw"]["fair_baseline"]] == [2, 2]
+
     md = (out / "report.md").read_text()
     for heading in ("## Machine", "## Model", "## a. End to end", "## b. The floor",
                     "## c. The usual alternative", "## Answer quality", "## Settings",
-                    "untrained"):
+                    "## d. The twenty-line alternative, per K", "untrained"):
         assert heading in md, heading
     assert results["model"]["version"] in md
     for name in ("latency_distribution.png", "throughput.png"):

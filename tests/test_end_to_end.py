@@ -132,7 +132,8 @@ def test_bench_reports_latency_and_the_answer_cache(system, tmp_path):
     out = tmp_path / "bench.json"
     text = qasearch(system, "bench", "--queries", "3", "--redis-requests", "2000",
                     "--concurrency", "2", "--level-queries", "2", "--skip-floor",
-                    "--skip-pipeline", "--eval-limit", "0", "--output", str(out))
+                    "--skip-pipeline", "--eval-limit", "0", "--skip-baseline",
+                    "--output", str(out))
     assert "redis-benchmark -h 127.0.0.1" in text and "cached /qasearch p50" in text
     figures = json.loads(out.read_text())
     assert figures["latency_c1"]["queries"] == 3 and figures["latency_c1"]["errors"] == 0

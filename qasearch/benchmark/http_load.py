@@ -38,10 +38,11 @@ class QueryClient:
     """Posts questions to the gateway with caching off (when the gateway knows the flag)."""
 
     def __init__(self, url: str, num_results: int = 5, timeout_s: float = 120.0,
-                 api_key: str = "") -> None:
+                 api_key: str = "", top_k: int | None = None) -> None:
         self.url = url
         self.headers = json_headers(api_key)
         self.num_results = num_results
+        self.top_k = top_k  # None: the gateway's default
         self.timeout_s = timeout_s
         self.send_cache_flag = True
         self.notes: list[str] = []
@@ -61,9 +62,12 @@ class QueryClient:
             except ValueError:
                 return exc.code, {"error": f"HTTP {exc.code}"}
 
-    def ask(self, question: str, num_results: int | None = None) -> Reply:
+    def ask(self, question: str, num_results: int | None = None,
+            top_k: int | None = None) -> Reply:
         """One timed request; the fallback retry (if any) is not part of the timing."""
-        body = {"search": question, "num_results": num_results or self.num_results}
+        body: dict = {"search": question, "num_results": num_results or self.num_results}
+        if (top_k or self.top_k) is not None:
+            body["top_k"] = top_k or self.top_k
         if self.send_cache_flag:
             body["cache"] = False
         started = time.perf_counter()
@@ -80,7 +84,7 @@ class QueryClient:
                         'the gateway refused "cache": false (unknown field); '
                         "requests were sent without it"
                     )
-            return self.ask(question, num_results)
+            return self.ask(question, num_results, top_k)
         if status != 200:
             return Reply(elapsed, False, reply, error=f"HTTP {status}: {reply.get('error', '')}")
         return Reply(elapsed, True, reply)

@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from qasearch.benchmark import plots
+from qasearch.benchmark import plots, report_baseline
 
 
 def default_folder() -> Path:
@@ -380,6 +380,7 @@ def markdown(results: dict, images: list[Path]) -> str:
         evaluated = quality_lines(results["quality_eval"])
         evaluated[0] = f"## Answer quality: `{results['quality_eval'].get('file', '?')}`"
         lines += evaluated
+    lines += report_baseline.fair_lines(results) + report_baseline.masters_lines(results)
     lines += _scale(results) + _tuning(results) + _chaos(results)
     for image in images:
         lines += [f"![{image.stem}]({image.name})", ""]

@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import redis
 
 from gears.tensorize import PassageText, tensor_fields, tensorize
 from loaders import synthetic
@@ -22,7 +21,7 @@ from loaders.splitter import default_tokenizer
 from loaders.writer import write_documents
 from qasearch import keys, workers
 from qasearch.benchmark import floor_parallel, http_load
-from qasearch.benchmark.scratch import ScratchSystem
+from qasearch.benchmark.scratch import ScratchSystem, row_or_failure
 from qasearch.partitions import partition_for_doc, partition_tag
 from qasearch.settings import Settings
 from qasearch.topology import cluster_client, masters, node_client
@@ -245,10 +244,6 @@ def run_scale(settings: Settings, package, config: ScaleConfig, log: Log = print
     rows = []
     for size in config.sizes:
         log(f"scale: {size:,} passages in a fresh system on port {settings.base_port}")
-        try:
-            rows.append(measure_size(size, settings, package, model, config, log))
-        except (RuntimeError, OSError, TimeoutError, redis.RedisError) as exc:
-            # one size failing (a port taken, a timeout) must not lose the others' figures
-            log(f"   failed: {exc}")
-            rows.append({"passages": size, "error": f"{type(exc).__name__}: {exc}"})
+        rows.append(row_or_failure("passages", size, lambda size=size: measure_size(
+            size, settings, package, model, config, log), log))
     return rows

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import redis
 
 from qasearch import gateway, localcluster, modelpkg, workers
 from qasearch.settings import Settings
@@ -74,3 +77,14 @@ class ScratchSystem:
                 except OSError:
                     pass
         self.started.clear()
+
+
+def row_or_failure(key: str, value: object, measure: Callable[[], dict],
+                   log: Callable[[str], None] = print) -> dict:
+    """``measure()``'s row, or ``{key: value, "error": ...}`` when a fresh system failed
+    (a port taken, a timeout): one failing must not lose the others' figures."""
+    try:
+        return measure()
+    except (RuntimeError, OSError, TimeoutError, redis.RedisError) as exc:
+        log(f"   failed: {exc}")
+        return {key: value, "error": f"{type(exc).__name__}: {exc}"}

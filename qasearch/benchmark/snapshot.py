@@ -10,6 +10,8 @@ what the two phases read for a question (every node's candidates by
 best ``top_k``), grouped by node, and
 :meth:`CorpusSnapshot.windows` builds the reader windows the worker builds from the
 stored ids and offsets (:func:`gears.reader.build_windows`).
+:func:`stored_texts` reads, in the same order, only what a passage says in words
+(text, title, section, document and place in it), for code that needs no model.
 """
 
 from __future__ import annotations
@@ -43,6 +45,50 @@ class StoredPassage:
     @property
     def key(self) -> str:
         return keys.passage(self.tag, self.pid)
+
+
+@dataclass(frozen=True)
+class StoredText:
+    """A passage as stored, without tensors: enough to load or search it elsewhere."""
+
+    pid: str
+    doc_id: str
+    title: str
+    section: str
+    text: str
+    char_start: int
+
+
+def stored_texts(settings: Settings) -> list[StoredText]:
+    """Every passage of the loaded corpus, per master and partition as :meth:`CorpusSnapshot.read`
+    reads them (sorted pids within a partition)."""
+    client = cluster_client(settings)
+    try:
+        count = int(client.hget(keys.CORPUS_META, "partitions") or 0)
+    finally:
+        client.close()
+    fields = ["text", "title", "section", "doc_id", "char_start"]
+    found: list[StoredText] = []
+    for master in masters(settings):
+        node = node_client(master.host, master.port, settings, socket_timeout=60)
+        try:
+            for part in owned_partitions(master.ranges, count):
+                tag = partition_tag(part)
+                pids = sorted(m.decode() for m in node.smembers(keys.passage_index(tag)))
+                for start in range(0, len(pids), READ_BATCH):
+                    chunk = pids[start : start + READ_BATCH]
+                    pipe = node.pipeline(transaction=False)
+                    for pid in chunk:
+                        pipe.hmget(keys.passage(tag, pid), fields)
+                    for pid, (text, title, section, doc_id, at) in zip(chunk, pipe.execute()):
+                        if text is not None:
+                            found.append(StoredText(
+                                pid, doc_id.decode() if doc_id else keys.doc_of_passage(pid),
+                                (title or b"").decode(), (section or b"").decode(),
+                                text.decode(), int(at or 0)))
+        finally:
+            node.close()
+    return found
 
 
 @dataclass

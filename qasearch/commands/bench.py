@@ -67,6 +67,7 @@ def _side_by_side(args: argparse.Namespace, settings: Settings) -> int:
     from qasearch.benchmark import report
     from qasearch.benchmark.side_by_side import SideBySide
 
+    folder, _ = report.resolve_output(args.output)
     config = _config(args)
     url = gateway.url(settings, "/qasearch")
     bench = SideBySide(settings, url, _questions(args.questions), config, log=print)
@@ -76,10 +77,53 @@ def _side_by_side(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     if args.eval_limit:
         results["quality"] = _quality(args, settings, url)
-    folder, written = report.write(args.output, results, raw)
+    if not args.skip_baseline:
+        _fair(args, settings, url, bench, results, raw)
+    if args.compare_masters:
+        results["masters"] = _masters(args, settings, folder)
+    folder, written = report.write(args.output or str(folder), results, raw)
     _print_summary(results)
     print(f"written to {folder}: {', '.join(p.name for p in written)}")
     return 0
+
+
+def _fair(args: argparse.Namespace, settings: Settings, url: str, bench, results: dict,
+          raw: dict) -> None:
+    """Section d: per K, the system beside the twenty-line alternative (its own process)."""
+    from qasearch.benchmark.baseline import BaselineFailed
+    from qasearch.benchmark.fair import FairConfig, run_fair
+    from qasearch.evaluation.squadfile import EvalFileError
+
+    config = FairConfig(
+        eval_file=args.eval_file or str(DEFAULT_QUESTIONS), ks=args.baseline_k,
+        questions=args.baseline_questions or (5 if args.quick else 30),
+        seconds_per_k=args.baseline_seconds or (30.0 if args.quick else 120.0))
+    try:
+        summary, rows = run_fair(settings, url, bench.manifest, results["in_process_threads"],
+                                 config, args.pipeline_model, log=print)
+    except (BaselineFailed, EvalFileError, RuntimeError, OSError) as exc:
+        print(f"d. fair baseline skipped: {exc}")
+        results["baseline_skipped"] = str(exc)
+        return
+    results["baseline"] = summary
+    raw.update(rows)
+
+
+def _masters(args: argparse.Namespace, settings: Settings, folder: Path) -> dict:
+    """Section e: the same corpus and questions on fresh clusters of each master count."""
+    from qasearch.benchmark.fair import answerable
+    from qasearch.benchmark.masters import MastersConfig, run_masters
+    from qasearch.benchmark.snapshot import stored_texts
+
+    passages = stored_texts(settings)
+    if not passages:
+        raise CommandError("--compare-masters: the running system holds no passages")
+    questions = [q.question for q in answerable(args.eval_file or str(DEFAULT_QUESTIONS),
+                                                args.masters_queries)]
+    config = MastersConfig(sizes=args.compare_masters, queries=len(questions),
+                           top_k=args.masters_top_k)
+    return run_masters(lambda n: _scratch_settings(settings, args, folder, f"masters-{n}"),
+                       _scale_package(settings), passages, questions, config, log=print)
 
 
 def _quality(args: argparse.Namespace, settings: Settings, url: str) -> dict:
@@ -128,12 +172,27 @@ def _print_summary(results: dict) -> None:
         top = results["quality"]["open"]["top1"]
         print(f"  quality: top-1 EM {top['exact_match']:.1f}, F1 {top['f1']:.1f} on "
               f"{top['questions']} questions of {results['quality']['file']}")
+    for row in (results.get("baseline") or {}).get("per_k", []):
+        sys_f, alt_f = row.get("system"), row.get("baseline")
+        if sys_f and alt_f:
+            print(f"  K={row['k']}: system p50 {sys_f['p50_ms']:.0f} ms, F1 {sys_f['f1']:.1f}; "
+                  f"twenty-line baseline p50 {alt_f['p50_ms']:.0f} ms, F1 {alt_f['f1']:.1f} "
+                  f"(system speed-up {x_of(row.get('latency_speedup'))})")
+    for row in (results.get("masters") or {}).get("sizes", []):
+        lat = row.get("latency")
+        print(f"  {row['masters']} masters: " + (
+            f"p50 {lat['p50_ms']:.0f} ms ({x_of(row.get('p50_over_first'))} of the first)"
+            if lat else f"failed: {row.get('error')}"))
     if "pipeline" in results:
         print("  speed-up over the HF pipeline: same passages "
               f"{x('pipeline_same_passages_latency_speedup')} (latency), "
               f"{x('pipeline_same_passages_throughput_speedup')} (throughput); every "
               f"passage {x('pipeline_every_passage_latency_speedup')} (latency), "
               f"{x('pipeline_every_passage_throughput_speedup')} (throughput)")
+
+
+def x_of(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "-"
 
 
 def _scale_package(settings: Settings):
@@ -247,7 +306,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "questions and model: (a) POST /qasearch with caches off, latency at c=1 and "
             "throughput at each --concurrency; (b) the floor, the same embedder and reader "
             "forward passes in-process; (c) a warm transformers QA pipeline with the same "
-            "reader weights over the same passages and over every passage. Writes "
+            "reader weights over the same passages and over every passage; (d) per K, the "
+            "system beside the twenty-line alternative (sentence-transformers top-K + that "
+            "pipeline, in its own process); (e) with --compare-masters, the same corpus in "
+            "fresh systems of each master count. Writes "
             "results.json, report.md and PNG plots. With --scale, measures synthetic "
             "corpora of each size in fresh systems instead."
         ),
@@ -288,10 +350,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pipeline-model",
                         help="checkpoint folder of the served reader (when not offline MiniLM)")
     parser.add_argument("--eval-file",
-                        help="SQuAD file for the report's answer-quality section (default: "
-                        "the sample questions); open domain, caches off")
+                        help="SQuAD file for the report's answer-quality section and the "
+                        "questions of sections d and e (default: the sample questions); open "
+                        "domain, caches off")
     parser.add_argument("--eval-limit", type=int, default=30, metavar="N",
                         help="questions of the quality section (default 30; 0: none)")
+    fair = parser.add_argument_group(
+        "fair baseline (section d): per K, the system beside sentence-transformers top-K + "
+        "a warm transformers QA pipeline in its own process, on the same corpus, questions "
+        "(the answerable ones of --eval-file), embedder and reader weights")
+    fair.add_argument("--baseline-k", type=_ints, default=(1, 3, 5, 10, 20), metavar="K,K,...",
+                      help="K values: passages read per question (default 1,3,5,10,20)")
+    fair.add_argument("--baseline-questions", type=int, metavar="N",
+                      help="questions per K and side (default 30, quick 5)")
+    fair.add_argument("--baseline-seconds", type=float, metavar="S",
+                      help="time limit per K and side (default 120, quick 30)")
+    fair.add_argument("--skip-baseline", action="store_true", help="no section d")
+    masters = parser.add_argument_group(
+        "master counts (section e, slow): the same corpus and questions in a fresh system of "
+        "each size (on the ports of --scale-base-port / --scale-api-port), c=1 latency p50, "
+        "caches off")
+    masters.add_argument("--compare-masters", type=_ints, metavar="M,M,...",
+                         help="master counts to compare, e.g. 3,6 (default: not run)")
+    masters.add_argument("--masters-queries", type=int, default=20, metavar="N",
+                         help="questions per size (default 20)")
+    masters.add_argument("--masters-top-k", type=int, metavar="K",
+                         help="top_k of those requests (default: the gateway's)")
     parser.add_argument("--skip-redis-bench", action="store_true",
                         help="do not run redis-benchmark on an answer key")
     parser.add_argument("--redis-requests", type=int,
