@@ -181,7 +181,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--doc-stride", type=int,
                         help="reader only: window overlap (default: the served setting, 128)")
     parser.add_argument("--top-k", type=int,
-                        help="open domain: passages read per partition (default: gateway's)")
+                        help="open domain: passages read per question (default: gateway's)")
     parser.add_argument("--host", help="gateway address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="gateway port (default 8080)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

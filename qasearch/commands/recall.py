@@ -24,8 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "recall", help="retrieval recall at several top_k (how the default is chosen)",
         description="Share of sample questions whose answer passage is among the top_k "
-        "passages per partition, beside how many passages that reads.",
+        "passages the two phases read (dense and BM25 candidates of every node, fused).",
     )
     parser.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
-    parser.add_argument("--top-k", default="1,2,3,4,8", help="comma-separated k values")
+    parser.add_argument("--top-k", default="1,2,3,5,10,20", help="comma-separated k values")
     parser.set_defaults(func=_recall)
