@@ -85,3 +85,17 @@ def _sweep_lines(open_: dict) -> list[str]:
                "+ mu x reader:", "K", open_.get("read_sweep") or {}, "mu {}",
                lambda v: f"{v['f1']:.1f}"),
     ]
+
+
+def write(output: str | None, results: dict) -> tuple[Path, list[Path]]:
+    """Write results.json (figures and per-question rows) and report.md."""
+    folder, json_path = resolve_output(output)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=2, default=str))
+    summary = {k: v for k, v in results.items() if k != "rows"}
+    lines = [f"# qasearch eval {results.get('created', '')}", ""]
+    lines += quality_lines(summary)
+    lines += ["Per-question predictions are in results.json (`rows`).", ""]
+    report = folder / "report.md"
+    report.write_text("\n".join(lines) + "\n")
+    return folder, [json_path, report]
