@@ -7,6 +7,11 @@ resolve_output`): ``results/<timestamp>`` by default, or ``--output DIR``, or a
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from qasearch.benchmark.report import resolve_output
+
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
