@@ -49,8 +49,9 @@ else
     qasearch model push
 fi
 
-step "loading the sample corpus"
+step "loading the corpus: the sample, and the SQuAD v2.0 dev half (646 paragraphs) that the benchmark's baseline and the answer-quality eval ask"
 qasearch load data/sample/corpus.jsonl --format jsonl
+qasearch load data/squad/dev-v2.0-half.json --format squad
 
 step "starting the shard workers (one per master)"
 qasearch workers start --wait 600
@@ -68,14 +69,15 @@ curl -s -X POST "http://127.0.0.1:$port/qasearch" -H 'Content-Type: application/
     -d "{\"search\": \"$question\", \"num_results\": 3}" | python -m json.tool
 
 results="results/$(date +%Y%m%d-%H%M%S)"
-step "benchmark: /qasearch (caches off) beside its floor and a HF pipeline, and the answer cache"
-qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-30}" --output "$results"
+step "benchmark: /qasearch (caches off) beside its floor, a HF pipeline and the twenty-line alternative per K, and the answer cache"
+qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-30}" --output "$results" \
+    --eval-file data/squad/dev-v2.0-half.json --baseline-k 1,3,5,10,20 \
+    --baseline-questions "${QASEARCH_BASELINE_QUESTIONS:-30}"
 
 step "chaos: a worker and a master killed with kill -9 and a model pushed, each under steady queries"
 qasearch chaos --events worker-kill,model-push,master-kill --json "$results/chaos.json"
 
-step "answer quality: the SQuAD v2.0 dev half (646 paragraphs) loaded beside the sample, ${QASEARCH_EVAL_QUESTIONS:-300} of its questions through /qasearch (caches off)"
-qasearch load data/squad/dev-v2.0-half.json --format squad
+step "answer quality: ${QASEARCH_EVAL_QUESTIONS:-300} questions of the SQuAD v2.0 dev half through /qasearch (caches off)"
 qasearch eval data/squad/dev-v2.0-half.json --mode open --sample "${QASEARCH_EVAL_QUESTIONS:-300}" \
     --wait 900 --output "$results/eval"
 

@@ -44,13 +44,14 @@ class Settings:
     max_record_bytes: int = 16 * 1024 * 1024  # a JSONL line or CSV field; bounds memory
     max_file_bytes: int = 1024 * 1024 * 1024  # a file read whole (SQuAD, CORD-19 JSON, text)
     # --- retrieval (docs/architecture.md, "Two phases") ------------------------
-    # passages read per question, over the whole corpus (the global top-K of phase 2)
-    top_k: int = 5
+    # passages read per question, over the whole corpus (the global top-K of phase 2);
+    # 3, 0.5 and 0.5 below are chosen by measured recall and F1 (docs/benchmark.md)
+    top_k: int = 3
     # candidates each shard returns in phase 1, by dense and by BM25 score each (at
     # least top_k); 20 lets `qasearch eval` report recall@20 of each
     retrieve_depth: int = 20
     fusion: str = "weighted"  # weighted | rrf | dense | lexical (api/fusion.py)
-    lexical_weight: float = 0.3  # BM25's share of the weighted retrieval score
+    lexical_weight: float = 0.5  # BM25's share of the weighted retrieval score
     rrf_k: int = 60  # reciprocal-rank fusion's constant
     # the reader's share of an answer's score, the rest its passage's retrieval score
     answer_weight: float = 0.5
