@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify
 
-from api.validation import default_num_results
+from api.validation import default_num_results, default_top_k
 from qasearch.apiclient import API_KEY_HEADER
 from qasearch.settings import Settings
 
@@ -50,7 +50,7 @@ def _schemas(settings: Settings) -> dict:
             "num_results": {**integer, "minimum": 1, "maximum": settings.max_num_results,
                             "default": default_num_results(settings)},
             "top_k": {**integer, "minimum": 1, "maximum": settings.max_top_k,
-                      "default": settings.top_k,
+                      "default": default_top_k(settings),
                       "description": "passages read, over the whole corpus: the best "
                                      "top_k by retrieval score of every shard's candidates"},
             "timeout_ms": {**integer, "minimum": 1, "maximum": settings.max_timeout_ms,

@@ -56,7 +56,11 @@ class TwoPhaseSearch:
             use_cache: bool, partitions: int, deadline: float) -> Outcome:
         """Both phases for one question; ``deadline`` is a ``time.monotonic()`` instant."""
         depth = max(self.settings.retrieve_depth, top_k)
-        replies = self._retrieve(question, vector, embedder_id, depth, partitions, deadline)
+        # Phase 1 may spend only a share of what is left: a shard that cannot answer
+        # (paused, overloaded, just killed) must not leave phase 2 without time.
+        now = time.monotonic()
+        retrieve_by = now + max(0.0, deadline - now) * self.settings.retrieve_share
+        replies = self._retrieve(question, vector, embedder_id, depth, partitions, retrieve_by)
         assigned, missing = coverage.assign(replies, partitions)
         candidates = self._rank(replies, assigned)
         chosen = candidates[:top_k]
@@ -73,7 +77,9 @@ class TwoPhaseSearch:
         return Outcome(
             answers=self._answers(read), read=sorted(read, key=lambda p: -p["retrieval"]),
             candidates=candidates, failed=failed, missing=missing,
-            answered=sum(r.ok for r in replies), asked=len(replies), versions=versions,
+            # a shard answered when it answered every phase it was asked
+            answered=sum(r.ok for r in replies) - len(failed_nodes), asked=len(replies),
+            versions=versions,
         )
 
     # --- phase 1 ------------------------------------------------------------

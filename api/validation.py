@@ -38,6 +38,11 @@ def default_num_results(settings: Settings) -> int:
     return min(DEFAULT_NUM_RESULTS, settings.max_num_results)
 
 
+def default_top_k(settings: Settings) -> int:
+    """Passages read when the request does not say: ``top_k``, or fewer if the limit is lower."""
+    return min(settings.top_k, settings.max_top_k)
+
+
 def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
     """Parse and check a request body; raises :class:`BadRequest`."""
     try:
@@ -76,7 +81,7 @@ def parse_query(raw: bytes, settings: Settings) -> QueryRequest:
         search=search,
         num_results=_int_field(body, "num_results", default_num_results(settings), 1,
                                settings.max_num_results),
-        top_k=_int_field(body, "top_k", settings.top_k, 1, settings.max_top_k),
+        top_k=_int_field(body, "top_k", default_top_k(settings), 1, settings.max_top_k),
         timeout_ms=_int_field(body, "timeout_ms", settings.deadline_ms, 1,
                               settings.max_timeout_ms),
     )

@@ -55,6 +55,8 @@ class Settings:
     rrf_k: int = 60  # reciprocal-rank fusion's constant
     # the reader's share of an answer's score, the rest its passage's retrieval score
     answer_weight: float = 0.5
+    # the share of a request's time left that phase 1 may take (api/search.py)
+    retrieve_share: float = 0.5
     # --- reader -----------------------------------------------------------------
     max_seq_len: int = 384
     doc_stride: int = 128
