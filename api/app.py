@@ -22,7 +22,7 @@ from redis.retry import Retry
 
 from api import guards, metrics, openapi, page, readiness
 from api.embedding import NoModel, QuestionEmbedder
-from api.fanout import Fanout, ShardReply
+from api.fanout import Fanout
 from api.response_cache import ResponseCache
 from api.search import TwoPhaseSearch
 from api.validation import BadRequest, parse_query
@@ -88,10 +88,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     known_partitions = [0]
 
-    def corpus_partitions(replies: list[ShardReply]) -> int:
+    def corpus_partitions() -> int:
         """The corpus's partition count, to name what a failed shard leaves out; it is
         fixed at the first load, so the last value read serves while a node is down."""
-        if all(r.ok for r in replies) and known_partitions[0]:
+        if known_partitions[0]:
             return known_partitions[0]
         try:
             known_partitions[0] = int(cluster.hget(keys.CORPUS_META, "partitions") or 0)
@@ -138,9 +138,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         with metrics.EMBEDDER_SECONDS.time():
             vector = model.embed([query.search])[0]
         deadline = time.monotonic() + query.timeout_ms / 1000.0 - (time.perf_counter() - started)
+        partitions = corpus_partitions()
         found = search.run(query.search, vector, model.embedder_id, query.top_k, query.cache,
-                           corpus_partitions([]), deadline)
-        partitions = known_partitions[0]
+                           partitions, deadline)
         results = found.answers[: query.num_results]
         unanswered, null_score = no_answer(results, found.read)
         shards = {
