@@ -21,12 +21,14 @@ from qasearch.settings import Settings
 
 @dataclass(frozen=True)
 class Master:
-    """A master node, the slot ranges it owns and its node tag."""
+    """A master node, the slot ranges it owns, its node tag and its replicas' addresses
+    (``(host, port)``, as ``CLUSTER SLOTS`` lists them: healthy replicas only)."""
 
     host: str
     port: int
     node_id: str
     ranges: tuple[SlotRange, ...]
+    replicas: tuple[tuple[str, int], ...] = ()
 
     @property
     def tag(self) -> str:
@@ -75,12 +77,16 @@ def _text(value: object) -> str:
 def masters_from_slots(slots_reply: list) -> list[Master]:
     """Masters from a raw ``CLUSTER SLOTS`` reply, ordered by their first slot."""
     owned: dict[tuple[str, int, str], list[SlotRange]] = {}
+    replicas: dict[tuple[str, int, str], dict[tuple[str, int], None]] = {}
     for entry in slots_reply:
         lo, hi, primary = int(entry[0]), int(entry[1]), entry[2]
         key = (_text(primary[0]), int(primary[1]), _text(primary[2]))
         owned.setdefault(key, []).append((lo, hi))
+        for replica in entry[3:]:
+            replicas.setdefault(key, {})[(_text(replica[0]), int(replica[1]))] = None
     found = [
-        Master(host=h, port=p, node_id=nid, ranges=tuple(sorted(r)))
+        Master(host=h, port=p, node_id=nid, ranges=tuple(sorted(r)),
+               replicas=tuple(replicas.get((h, p, nid), {})))
         for (h, p, nid), r in owned.items()
     ]
     return sorted(found, key=lambda m: m.ranges[0][0])
