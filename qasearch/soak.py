@@ -271,7 +271,8 @@ def run_soak(settings: Settings, questions: Sequence[str], config: SoakConfig,
     end_memory = procmem.snapshot(procmem.processes(settings))
     rows = windows(records, seconds, config.window_s)
     memory = procmem.growth(start_memory, end_memory)
-    total = _row(records, [r for r in records if r.kind in ("answered", "partial")], seconds)
+    total = _row(records, [r for r in records if r.kind in ("answered", "partial")
+                           and r.done is not None and r.done < seconds], seconds)
     return {
         "url": url, "config": asdict(config), "seconds": seconds, "cores": os.cpu_count(),
         "saturation": {"levels": [level.as_dict() for level in levels],
@@ -309,7 +310,9 @@ def table(result: dict) -> str:
         grew = "-" if m["growth_pct"] is None else f"{m['growth_pct']:+.1f} %"
         lines.append(f"{m['name']:<28} {m['pid']:>7} {start:>9} {end:>8} {grew:>8}  "
                      f"{m['status']}")
-    lines.append("")
+    load = result["load_average"]
+    lines += [f"load average (1, 5, 15 min) at the start {load['start']}, at the end "
+              f"{load['end']} on {result['cores']} cores (other work skews the figures)", ""]
     for t in result["targets"]:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[t["met"]]
         lines.append(f"target: {t['target']}: {verdict} ({t['detail']})")
