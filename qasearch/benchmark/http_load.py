@@ -32,6 +32,8 @@ class Reply:
     ok: bool
     body: dict = field(default_factory=dict)
     error: str = ""
+    status: int | None = None  # the HTTP status; None when no HTTP answer was read
+    timed_out: bool = False  # no HTTP answer because the client's timeout ran out
 
 
 class QueryClient:
@@ -74,7 +76,11 @@ class QueryClient:
         try:
             status, reply = self._post(body)
         except OSError as exc:
-            return Reply((time.perf_counter() - started) * 1000.0, False, error=str(exc))
+            # urllib wraps a connect timeout in URLError; a read timeout comes bare
+            timed_out = isinstance(exc, TimeoutError) or isinstance(
+                getattr(exc, "reason", None), TimeoutError)
+            return Reply((time.perf_counter() - started) * 1000.0, False, error=str(exc),
+                         timed_out=timed_out)
         elapsed = (time.perf_counter() - started) * 1000.0
         if status == 400 and "unknown field" in str(reply.get("error", "")) and "cache" in body:
             with self._lock:
@@ -86,8 +92,9 @@ class QueryClient:
                     )
             return self.ask(question, num_results, top_k)
         if status != 200:
-            return Reply(elapsed, False, reply, error=f"HTTP {status}: {reply.get('error', '')}")
-        return Reply(elapsed, True, reply)
+            return Reply(elapsed, False, reply, error=f"HTTP {status}: {reply.get('error', '')}",
+                         status=status)
+        return Reply(elapsed, True, reply, status=status)
 
 
 @dataclass
