@@ -31,7 +31,7 @@ from qasearch.settings import Settings, load_settings
 from qasearch.topology import cluster_client
 
 PASSAGE_FIELDS = ("doc_id", "sentencekey", "partition", "similarity", "lexical", "retrieval",
-                  "answer", "score", "null_score")
+                  "answer", "score", "null_score", "replica")
 CANDIDATE_FIELDS = ("partition", "pid", "dense", "lexical", "retrieval")
 
 UNTRAINED_WARNING = (
@@ -145,6 +145,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         unanswered, null_score = no_answer(results, found.read)
         shards = {
             "total": found.asked, "answered": found.answered, "failed": found.failed,
+            "standby": found.standby,
             "partitions": {"total": partitions, "answered": partitions - len(found.missing),
                            "missing": found.missing},
         }
@@ -167,7 +168,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         if not model.trained:
             body["warning"] = UNTRAINED_WARNING
         complete = not found.failed and not found.missing
-        if cache_key and complete and not found.versions - {model.version}:
+        # a response read from a replica's copy is not kept: the master may hold newer data
+        fresh = complete and not found.standby and not found.versions - {model.version}
+        if cache_key and fresh:
             responses.put(cache_key, body)
         body["cached"] = False
         return jsonify(body), 200

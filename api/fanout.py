@@ -7,6 +7,11 @@ Each request is an entry on the node's request stream (``keys.requests_stream``)
 the worker answers on a list (``keys.reply``) that the gateway pops with
 ``BLPOP``. All entries are added before any reply is awaited, so the shards work
 in parallel and the wait is that of the slowest shard, bounded by the deadline.
+
+A master that cannot be reached, or answers later than ``standby_after_ms``, is
+asked through the standby worker beside one of its replicas instead (over
+pub/sub, :mod:`api.standby_call`): its partitions are answered from the replica's
+copy while the cluster fails over.
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api.metrics import observe_shard
+from api.standby_call import StandbyCall
 from qasearch import codec, keys
 from qasearch.settings import Settings
 from qasearch.topology import Master, masters, node_client
 
 STREAM_MAXLEN = 10_000
 TOPOLOGY_TTL_S = 2.0
+SUSPECT_S = 2.0  # after a master fails, its standby is asked first for this long
+HEDGE_SLICE_S = 0.01
 
 
 @dataclass
@@ -36,6 +44,11 @@ class ShardReply:
     ok: bool
     payload: dict = field(default_factory=dict)
     reason: str = ""
+    via: str = ""  # the replica whose standby worker answered, when not the master
+
+    @property
+    def standby(self) -> bool:
+        return bool(self.via)
 
     @property
     def node(self) -> str:
@@ -48,6 +61,7 @@ class Fanout:
         self._masters: list[Master] = []
         self._clients: dict[str, redis.Redis] = {}
         self._checked = 0.0
+        self._suspects: dict[str, float] = {}  # master address -> monotonic time
 
     def masters(self) -> list[Master]:
         if time.monotonic() - self._checked > TOPOLOGY_TTL_S or not self._masters:
@@ -60,16 +74,21 @@ class Fanout:
         self._checked = 0.0
 
     def client(self, master: Master) -> redis.Redis:
-        client = self._clients.get(master.address)
+        return self.node(master.host, master.port)
+
+    def node(self, host: str, port: int) -> redis.Redis:
+        """The client of one node (a master, or a replica its standby listens on)."""
+        address = f"{host}:{port}"
+        client = self._clients.get(address)
         if client is None:
             # No retries: a shard that cannot be reached at once is reported as
             # failed, instead of spending the request's deadline on reconnecting.
             client = node_client(
-                master.host, master.port, self.settings,
+                host, port, self.settings,
                 socket_timeout=self.settings.deadline_ms / 1000 + 5, socket_connect_timeout=1,
                 retry=Retry(NoBackoff(), 0),
             )
-            self._clients[master.address] = client
+            self._clients[address] = client
         return client
 
     def ask(
@@ -102,49 +121,123 @@ class Fanout:
     def send(
         self, question: str, requests: list[tuple[Master, dict]], timeout_ms: int,
     ) -> list[ShardReply]:
-        """Add one request entry per master, then wait for every reply until the deadline."""
+        """Add one request entry per master, then wait for every reply until the deadline.
+
+        A master that cannot be reached (or was not, a moment ago), or whose reply is
+        later than ``standby_after_ms``, is asked through a standby worker beside
+        one of its replicas (gears/standby.py); that reply is marked ``via``.
+        """
         deadline = time.time() + timeout_ms / 1000.0
         sent_at = time.perf_counter()
+        hedge_s = self.settings.standby_after_ms / 1000.0
+        replies: list[ShardReply] = []
 
         def finish(reply: ShardReply) -> None:  # a shard's time ends when its reply is taken
             observe_shard(reply.node, reply.ok, reply.reason, time.perf_counter() - sent_at)
             replies.append(reply)
 
         request_id = uuid.uuid4().hex
-        sent: list[tuple[Master, str]] = []
-        replies: list[ShardReply] = []
+        waiting: list[tuple[Master, dict, str | None, StandbyCall | None]] = []
         for master, extra in requests:
             reply_key = keys.reply(master.tag, request_id)
             fields = {"question": question, "deadline": deadline * 1000.0, "reply": reply_key,
                       **extra}
+            if self._suspect(master):
+                call = self._ask_standby(master, fields)
+                if call is not None:
+                    waiting.append((master, fields, None, call))
+                    continue
             try:
                 self.client(master).xadd(
                     keys.requests_stream(master.tag), fields, maxlen=STREAM_MAXLEN, approximate=True
                 )
-                sent.append((master, reply_key))
+                waiting.append((master, fields, reply_key, None))
             except redis.RedisError as exc:
-                self._checked = 0.0  # topology may have changed: re-read it next time
-                finish(ShardReply(master, False, reason=f"send failed: {exc}"))
-        for master, reply_key in sent:
-            remaining = deadline - time.time()
-            try:
-                if remaining > 0:
-                    popped = self.client(master).blpop([reply_key], timeout=remaining)
-                else:  # out of time: take a reply that is already there, wait for none
-                    value = self.client(master).lpop(reply_key)
-                    popped = (reply_key, value) if value is not None else None
-            except redis.RedisError as exc:
-                self._checked = 0.0
-                finish(ShardReply(master, False, reason=f"reply failed: {exc}"))
-                continue
-            if popped is None:
-                finish(ShardReply(master, False, reason="deadline exceeded"))
-                continue
-            payload = json.loads(popped[1])
-            if payload.get("ok"):
-                finish(ShardReply(master, True, payload))
+                self._unreachable(master)
+                call = self._ask_standby(master, fields)
+                if call is not None:
+                    waiting.append((master, fields, None, call))
+                else:
+                    finish(ShardReply(master, False, reason=f"send failed: {exc}"))
+        for master, fields, reply_key, call in waiting:
+            if call is None:
+                finish(self._await_master(master, fields, reply_key, deadline,
+                                          time.time() + hedge_s if hedge_s > 0 else deadline))
             else:
-                finish(
-                    ShardReply(master, False, payload, reason=payload.get("error", "?"))
-                )
+                finish(self._await_standby(master, call, deadline))
         return replies
+
+    # --- one master's reply ----------------------------------------------------
+    def _await_master(self, master: Master, fields: dict, reply_key: str, deadline: float,
+                      hedge_at: float) -> ShardReply:
+        """The master's reply; after ``hedge_at`` (or at once, if the master fails) its
+        standby is asked too and the first reply of either counts."""
+        until = min(deadline, hedge_at) if master.replicas else deadline
+        try:
+            popped = self._pop(master, reply_key, until - time.time())
+        except redis.RedisError as exc:
+            self._unreachable(master)
+            call = self._ask_standby(master, fields)
+            if call is None:
+                return ShardReply(master, False, reason=f"reply failed: {exc}")
+            return self._await_standby(master, call, deadline)
+        if popped is not None:
+            return _reply_of(master, popped)
+        call = self._ask_standby(master, fields) if time.time() < deadline else None
+        if call is None:
+            return ShardReply(master, False, reason="deadline exceeded")
+        try:  # both may answer now: look at each in turn, in short slices
+            while time.time() < deadline:
+                payload = call.poll(HEDGE_SLICE_S)
+                if payload is not None:
+                    return _reply_of(master, payload, via=call.replica)
+                popped = self._pop(master, reply_key, 0)
+                if popped is not None:
+                    return _reply_of(master, popped)
+        except redis.RedisError:
+            self._unreachable(master)
+            return self._await_standby(master, call, deadline)
+        finally:
+            call.close()
+        return ShardReply(master, False, reason="deadline exceeded")
+
+    def _pop(self, master: Master, reply_key: str, wait_s: float) -> dict | None:
+        """The reply on ``reply_key`` within ``wait_s`` (none: only one already there)."""
+        if wait_s > 0:
+            popped = self.client(master).blpop([reply_key], timeout=wait_s)
+            return json.loads(popped[1]) if popped is not None else None
+        value = self.client(master).lpop(reply_key)
+        return json.loads(value) if value is not None else None
+
+    def _await_standby(self, master: Master, call: StandbyCall, deadline: float) -> ShardReply:
+        try:
+            payload = call.poll(deadline - time.time())
+        finally:
+            call.close()
+        if payload is None:
+            return ShardReply(master, False, reason="deadline exceeded (standby)",
+                              via=call.replica)
+        return _reply_of(master, payload, via=call.replica)
+
+    # --- standbys -------------------------------------------------------------
+    def _unreachable(self, master: Master) -> None:
+        """The master failed: re-read the topology, and go to its standby for a while."""
+        self._checked = 0.0
+        self._suspects[master.address] = time.monotonic() + SUSPECT_S
+
+    def _suspect(self, master: Master) -> bool:
+        return self._suspects.get(master.address, 0.0) > time.monotonic()
+
+    def _ask_standby(self, master: Master, fields: dict) -> StandbyCall | None:
+        """Publish the request to a standby beside one of the master's replicas."""
+        for (host, port), node_id in zip(master.replicas, master.replica_ids):
+            call = StandbyCall.start(self.node(host, port), f"{host}:{port}", node_id, fields)
+            if call is not None:
+                return call
+        return None
+
+
+def _reply_of(master: Master, payload: dict, via: str = "") -> ShardReply:
+    if payload.get("ok"):
+        return ShardReply(master, True, payload, via=via)
+    return ShardReply(master, False, payload, reason=payload.get("error", "?"), via=via)

@@ -79,6 +79,8 @@ def _schemas(settings: Settings) -> dict:
             "answerkey": {**string, "description": "the answer's cache key in Redis"},
             "null_score": {**nullable_number,
                            "description": "the reader's no-answer score on this passage"},
+            "replica": {"type": "boolean", "description": "true when read by the standby "
+                        "worker beside a replica, its master being unreachable or late"},
         }, required=["answer", "score", "reader_score", "retrieval_score", "start", "end",
                      "sentence", "sentencekey", "title", "doc_id", "partition", "similarity",
                      "answerkey"]),
@@ -87,7 +89,7 @@ def _schemas(settings: Settings) -> dict:
             "similarity": number, "lexical": nullable_number, "retrieval": number,
             "answer": {**string, "nullable": True, "description": "its best span"},
             "score": {**nullable_number, "description": "the span's reader score"},
-            "null_score": nullable_number,
+            "null_score": nullable_number, "replica": {"type": "boolean"},
         }),
         "Candidate": _object({
             "partition": string, "pid": string, "dense": number, "lexical": nullable_number,
@@ -98,6 +100,11 @@ def _schemas(settings: Settings) -> dict:
             "phase": {"type": "string", "enum": ["retrieve", "read"]},
             "partitions": {**strings, "description": "partitions whose answers are missing"},
         }),
+        "StandbyShard": _object({
+            "node": {**string, "description": "the master that could not answer in time"},
+            "replica": {**string, "description": "the replica whose standby answered"},
+            "phase": {"type": "string", "enum": ["retrieve", "read"]},
+        }),
         "QueryResponse": _object({
             "search": string,
             "results": {"type": "array", "items": _ref("Answer")},
@@ -105,6 +112,8 @@ def _schemas(settings: Settings) -> dict:
             "shards": _object({
                 "total": {**integer, "minimum": 0}, "answered": {**integer, "minimum": 0},
                 "failed": {"type": "array", "items": _ref("FailedShard")},
+                "standby": {"type": "array", "items": _ref("StandbyShard"),
+                            "description": "shards answered from a replica's copy"},
                 "partitions": _object({
                     "total": {**integer, "minimum": 0}, "answered": {**integer, "minimum": 0},
                     "missing": {**strings, "description": "partitions no shard covered"},

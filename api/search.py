@@ -11,7 +11,9 @@ Phase 2 sends each chosen passage to the master whose reply named it, all master
 in parallel, under the request's one deadline; each reads through its answer
 cache. A passage whose partition moved in between is asked of its new owner once.
 A master that fails in phase 2 is listed as failed with its partitions, which are
-then missing: the response is partial, never late.
+then missing: the response is partial, never late. A shard answered by the
+standby beside its replica (api.fanout) is listed in ``standby``, and what it
+read is marked ``replica``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Outcome:
     answered: int = 0  # shards that answered phase 1
     asked: int = 0
     versions: set[str] = field(default_factory=set)
+    standby: list[dict] = field(default_factory=list)  # shards a replica answered for
 
 
 class TwoPhaseSearch:
@@ -64,7 +67,7 @@ class TwoPhaseSearch:
         assigned, missing = coverage.assign(replies, partitions)
         candidates = self._rank(replies, assigned)
         chosen = candidates[:top_k]
-        read, failed_nodes = self._read(question, chosen, use_cache, deadline)
+        read, failed_nodes, read_replies = self._read(question, chosen, use_cache, deadline)
         replies_failed = [r for r in replies if not r.ok]
         failed = [_failed_entry(r, partitions, "retrieve") for r in replies_failed]
         for reply, reason in failed_nodes:
@@ -74,7 +77,11 @@ class TwoPhaseSearch:
         missing = sorted(set(missing) | lost)
         versions = {r.payload["model"]["version"] for r in replies
                     if r.ok and r.payload.get("model")}
+        standby = [{"node": r.node, "replica": r.via, "phase": phase}
+                   for phase, group in (("retrieve", replies), ("read", read_replies))
+                   for r in group if r.ok and r.standby]
         return Outcome(
+            standby=standby,
             answers=self._answers(read), read=sorted(read, key=lambda p: -p["retrieval"]),
             candidates=candidates, failed=failed, missing=missing,
             # a shard answered when it answered every phase it was asked
@@ -118,8 +125,9 @@ class TwoPhaseSearch:
 
     # --- phase 2 ------------------------------------------------------------
     def _read(self, question: str, chosen: list[dict], use_cache: bool,
-              deadline: float) -> tuple[list[dict], list[tuple[ShardReply, str]]]:
-        """Every chosen passage read, and the phase-1 replies whose node failed to read."""
+              deadline: float) -> tuple[list[dict], list[tuple[ShardReply, str]], list[ShardReply]]:
+        """Every chosen passage read, the phase-1 replies whose node failed to read, and
+        the phase-2 replies."""
         by_key = {(c["partition"], c["pid"]): c for c in chosen}
         groups: dict[str, tuple[ShardReply, list[dict]]] = {}
         for c in chosen:
@@ -136,7 +144,7 @@ class TwoPhaseSearch:
             if not reply.ok:
                 failed.append((first, reply.reason))
                 continue
-            read.extend(reply.payload.get("read", []))
+            read.extend(dict(p, replica=reply.standby) for p in reply.payload.get("read", []))
             gone = set(reply.payload.get("lost", []))
             moved.extend(w for w in wanted if w["partition"] in gone)
         if moved and _left_ms(deadline) > 1:
@@ -145,7 +153,7 @@ class TwoPhaseSearch:
             cand = by_key[(passage["partition"], passage["pid"])]
             passage.update(similarity=cand["dense"], lexical=cand["lexical"],
                            retrieval=cand["retrieval"])
-        return read, failed
+        return read, failed, replies
 
     def _read_moved(self, question: str, moved: list[dict], use_cache: bool,
                     deadline: float) -> list[dict]:
@@ -160,7 +168,7 @@ class TwoPhaseSearch:
         read = []
         for reply in self.fanout.read(question, per_master, _left_ms(deadline), use_cache):
             if reply.ok:
-                read.extend(reply.payload.get("read", []))
+                read.extend(dict(p, replica=reply.standby) for p in reply.payload.get("read", []))
         return read
 
     def _answers(self, read: list[dict]) -> list[dict]:
@@ -179,6 +187,7 @@ class TwoPhaseSearch:
                 "sentence": p["sentence"], "sentencekey": p["sentencekey"],
                 "title": p["title"], "section": p["section"], "doc_id": p["doc_id"],
                 "partition": p["partition"], "answerkey": p["answerkey"],
+                "replica": p.get("replica", False),  # read by a standby from a replica
             })
         answers.sort(key=lambda a: a["score"], reverse=True)
         return answers

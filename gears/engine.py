@@ -95,6 +95,9 @@ class AnswerEngine:
         self.settings = settings
         self.stats = stats
         self.flights = SingleFlight()
+        # True while the node is a replica (a standby worker): answers are read from
+        # the cache and computed, never written, and nothing is dropped from it
+        self.read_only = False
 
     # --- reading ------------------------------------------------------------
     def read(self, model, items: Sequence[ReadItem]) -> list[dict | None]:
@@ -128,6 +131,8 @@ class AnswerEngine:
     def _store(
         self, version: str, items: Sequence[ReadItem], values: Sequence[dict | None]
     ) -> None:
+        if self.read_only:
+            return
         pipe = self.client.pipeline(transaction=False)
         ttl = self.settings.answer_ttl_s
         for item, value in zip(items, values):
@@ -206,7 +211,7 @@ class AnswerEngine:
 
     def drop_passage_answers(self, tag: str, pids: Sequence[str]) -> None:
         """Forget every cached answer of ``pids`` (their text changed or they are gone)."""
-        if not pids:
+        if not pids or self.read_only:
             return
         pipe = self.client.pipeline(transaction=False)
         for pid in pids:
@@ -221,6 +226,8 @@ class AnswerEngine:
         pipe.execute()
 
     def drop_partition_answers(self, tag: str) -> None:
+        if self.read_only:
+            return
         pids = [m.decode() for m in self.client.smembers(keys.cached_passages(tag))]
         self.drop_passage_answers(tag, pids)
 

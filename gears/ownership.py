@@ -5,6 +5,10 @@ keeps the partitions whose tag hashes into them and whose index key exists on
 the node. Asked again every second, this notices new partitions (first load),
 rebalances and promotions without any coordination.
 
+On a replica the same reading gives the slots of the node's master: a standby
+worker (``gears.standby``) serves those partitions from the replica's copy, and
+``Ownership.standby`` is True until the node is promoted.
+
 It also reads the slots the node is *importing* (``CLUSTER NODES``, the
 ``[slot-<-source]`` entries of its own line): ``qasearch cluster add-node`` copies
 a partition there before switching the slot, and writes the partition's index set
@@ -38,10 +42,11 @@ class Ownership:
     node_tag: str | None
     partitions: tuple[int, ...]
     importing: tuple[int, ...] = ()  # copied here, slot not yet switched
+    standby: bool = False  # a replica: ranges are its master's, the node refuses writes
 
     @property
     def is_master(self) -> bool:
-        return bool(self.ranges)
+        return bool(self.ranges) and not self.standby
 
     def tags(self) -> list[str]:
         return [partition_tag(p) for p in self.partitions]
@@ -53,14 +58,20 @@ class OwnershipTracker:
         self._address = (host, port)
         self._candidates: dict[tuple[SlotRange, ...], list[int]] = {}
 
-    def _own_ranges(self) -> tuple[SlotRange, ...]:
+    def _own_ranges(self) -> tuple[tuple[SlotRange, ...], bool]:
+        """The node's slot ranges and False, or its master's ranges and True on a replica."""
         reply = self._client.execute_command("CLUSTER SLOTS", NEVER_DECODE=True)
         myid = self._client.execute_command("CLUSTER MYID")
         myid = myid.decode() if isinstance(myid, bytes) else myid
         for master in masters_from_slots(reply):
             if master.node_id == myid:
-                return master.ranges
-        return ()
+                return master.ranges, False
+        for entry in reply:
+            if any(_text(node[2]) == myid for node in entry[3:]):
+                primary = _text(entry[2][2])
+                found = next(m for m in masters_from_slots(reply) if m.node_id == primary)
+                return found.ranges, True
+        return (), False
 
     def _importing(self) -> tuple[int, ...]:
         """Partitions whose slot this node imports and whose index set has arrived."""
@@ -77,7 +88,7 @@ class OwnershipTracker:
         return tuple(p for p, found in zip(candidates, present) if found is True or found == 1)
 
     def read(self) -> Ownership:
-        ranges = self._own_ranges()
+        ranges, standby = self._own_ranges()
         if not ranges:
             return Ownership(ranges=(), node_tag=None, partitions=())
         candidates = self._candidates.get(ranges)
@@ -93,8 +104,15 @@ class OwnershipTracker:
             if isinstance(found, Exception) and not is_redirect(found):
                 raise found
         parts = tuple(p for p, found in zip(candidates, present) if found is True or found == 1)
+        if standby:  # a replica copies its master's slots; it imports none itself
+            return Ownership(ranges=ranges, node_tag=node_tag(ranges), partitions=parts,
+                             standby=True)
         return Ownership(ranges=ranges, node_tag=node_tag(ranges), partitions=parts,
                          importing=self._importing())
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 @cache

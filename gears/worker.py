@@ -1,4 +1,9 @@
-"""The shard worker: one process per master node, attached to that node only.
+"""The shard worker: one process per node, attached to that node only.
+
+Beside a master it answers the master's requests; beside a replica it is a
+*standby* (:mod:`gears.standby`): the same model and indexes, built from the
+replica's copy, answering over pub/sub when the gateway cannot reach the master,
+and the node's worker as it is when the replica is promoted.
 
 Loops, each on its own thread:
 
@@ -10,6 +15,8 @@ Loops, each on its own thread:
   pre-tokenised and embedded (:mod:`gears.tensorize`) and enter the in-memory
   dense index and the node's BM25 index (:mod:`gears.lexical`); on start, every
   passage lacking current tensors is processed;
+* standby channel: the same requests published on the node's standby channel
+  (the gateway's fallback when a master cannot answer), answered on pub/sub;
 * requests: phase-1 ("retrieve") and phase-2 ("read") requests from the node's
   request stream (consumer group ``keys.WORKER_GROUP``) are answered by a thread
   pool (:mod:`gears.answering`) whose reader forward passes all go through one
@@ -32,16 +39,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import redis
 
-from gears import metrics, reader
+from gears import metrics, node_data, reader
 from gears.answering import find_candidates, read_passages
-from gears.asking import AskingPipeline
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
 from gears.lexical import LexicalIndex
 from gears.ownership import Ownership, OwnershipTracker
 from gears.retrieval import PartitionIndex
+from gears.standby import IngestTail, StandbyListener
 from gears.stats import WorkerStats
-from gears.tensorize import PassageText, embedding_input, made_by, tensorize
+from gears.tensorize import PassageText, embedding_input, tensorize
 from qasearch import codec, keys, modelpkg
 from qasearch.models import LoadedModel
 from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
@@ -50,7 +57,6 @@ from qasearch.topology import node_client
 
 log = logging.getLogger("qasearch.worker")
 
-INGEST_BATCH = 256
 REQUEST_THREADS = 8
 HEARTBEAT_TTL_S = 15
 REPLY_TTL_S = 60
@@ -63,7 +69,8 @@ class Worker:
     def __init__(self, settings: Settings, host: str, port: int) -> None:
         self.settings = settings
         self.host, self.port = host, port
-        self.client = node_client(host, port, settings, socket_timeout=30)
+        # READONLY on every connection: a replica then serves its master's slots
+        self.client = node_client(host, port, settings, readonly=True, socket_timeout=30)
         self.consumer = f"{socket.gethostname()}-{os.getpid()}"
         self.tracker = OwnershipTracker(self.client, host, port)
         self.ownership = Ownership(ranges=(), node_tag=None, partitions=())
@@ -87,6 +94,9 @@ class Worker:
         self.counters = {"requests": 0, "errors": 0, "passages_tokenised": 0}
         self.stats = WorkerStats()
         self.engine = AnswerEngine(self.client, self.batcher, settings, self.stats)
+        self.tail = IngestTail(self.client)  # a standby's positions in the ingest streams
+        self.listener = StandbyListener(self.client, self.answer, self.pool.submit,
+                                        self.stopping)
         self.metrics_port = 0  # set by run(): where this worker's /metrics listens
         self.supervisor_pid = 0  # when set, the worker stops once that parent is gone
 
@@ -145,7 +155,8 @@ class Worker:
             # step, so no request ever sees an empty or half-built index. The new tensors
             # are stored after the swap; a request that meets tensors of the other
             # tokenizer meanwhile tokenises that passage itself (gears.answering).
-            built = {part: self._build_index(part, loaded) for part in list(self.indexes)}
+            built = {part: node_data.build_index(self.client, part, loaded)
+                     for part in list(self.indexes)}
             with self._lock:
                 self.model = loaded
                 self.indexes = {part: index for part, (index, _) in built.items()}
@@ -161,24 +172,14 @@ class Worker:
         return True
 
     # --- partitions and tensors --------------------------------------------
-    def _ensure_group(self, stream: str, start_id: str = "0") -> None:
-        if stream in self._groups:
-            return
-        try:
-            self.client.xgroup_create(stream, keys.WORKER_GROUP, id=start_id, mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-        self._groups.add(stream)
-
     def _store_tensors(self, part: int, passages: list[PassageText]) -> None:
-        tag = partition_tag(part)
+        """Tensorize ``passages`` into the indexes, and store their tensors (on a master:
+        a standby's replica refuses writes, and the master's worker stores them)."""
         with metrics.EMBEDDER_SECONDS.time():
             results = tensorize(self.model, passages)
-        pipe = self.client.pipeline(transaction=False)
-        for passage, (fields, _) in zip(passages, results):
-            pipe.hset(keys.tensors(tag, passage.pid), mapping=fields)
-        pipe.execute()
+        if not self.ownership.standby:
+            node_data.write_tensors(self.client, part, [
+                (passage.pid, fields) for passage, (fields, _) in zip(passages, results)])
         index = self._index(part)
         for passage, (_, vector) in zip(passages, results):
             index.upsert(passage.pid, vector)
@@ -193,120 +194,91 @@ class Worker:
                 index = self.indexes[part] = PartitionIndex(self.model.embedding_dim)
             return index
 
-    def _passage_texts(self, part: int, pids: list[str]) -> list[PassageText]:
-        tag = partition_tag(part)
-        pipe = AskingPipeline(self.client)
-        for pid in pids:
-            pipe.hmget(keys.passage(tag, pid), ["text", "title", "section"])
-        found = []
-        for pid, (text, title, section) in zip(pids, pipe.execute()):
-            if text is not None:
-                # the section title is context for retrieval, like the document's title
-                heading = "\n".join(v.decode() for v in (title, section) if v)
-                found.append(PassageText(pid, text.decode(), heading))
-        return found
-
-    def _build_index(
-        self, part: int, model: LoadedModel
-    ) -> tuple[PartitionIndex, list[tuple[str, dict[str, bytes]]]]:
-        """A complete dense index of ``part`` for ``model``, and the tensors still to store.
-
-        Stored tensors made by ``model``'s tokenizer and embedder are used as they
-        are; the rest are made now (not written: the caller stores them when the
-        index is in service). Reads go with ASKING, so an importing partition loads
-        like an owned one.
-        """
-        tag = partition_tag(part)
-        pids = sorted(m.decode() for m in
-                      AskingPipeline(self.client).smembers(keys.passage_index(tag)).execute()[0])
-        index = PartitionIndex(model.embedding_dim)
-        todo = []
-        for start in range(0, len(pids), INGEST_BATCH):
-            chunk = pids[start : start + INGEST_BATCH]
-            pipe = AskingPipeline(self.client)
-            for pid in chunk:
-                pipe.hmget(keys.tensors(tag, pid), ["emb", "reader_tok", "embedder"])
-            for pid, (emb, tok, emb_id) in zip(chunk, pipe.execute()):
-                current = (
-                    emb is not None
-                    and tok == made_by(model)
-                    and emb_id == model.embedder_id.encode()
-                )
-                if current:
-                    index.upsert(pid, codec.decode(emb))
-                else:
-                    todo.append(pid)
-        staged = []
-        for start in range(0, len(todo), INGEST_BATCH):
-            passages = self._passage_texts(part, todo[start : start + INGEST_BATCH])
-            results = tensorize(model, passages)
-            for passage, (fields, vector) in zip(passages, results):
-                index.upsert(passage.pid, vector)
-                staged.append((passage.pid, fields))
-        return index, staged
-
     def _write_tensors(self, part: int, staged: list[tuple[str, dict[str, bytes]]]) -> None:
-        tag = partition_tag(part)
-        for start in range(0, len(staged), INGEST_BATCH):
-            pipe = AskingPipeline(self.client)
-            for pid, fields in staged[start : start + INGEST_BATCH]:
-                pipe.hset(keys.tensors(tag, pid), mapping=fields)
-            pipe.execute()
+        if self.ownership.standby:
+            return  # a replica refuses writes; the master's worker stores these
+        node_data.write_tensors(self.client, part, staged)
         self.counters["passages_tokenised"] += len(staged)
-
-    def _build_lexical(self, part: int, pids: list[str]) -> None:
-        """Put every passage of ``part`` in the BM25 index, in place of what it held."""
-        self.lexical.drop_partition(part)
-        for start in range(0, len(pids), INGEST_BATCH):
-            passages = self._passage_texts(part, pids[start : start + INGEST_BATCH])
-            self.lexical.upsert_many(part, [(p.pid, embedding_input(p.title, p.text))
-                                            for p in passages])
-        self.lexical.refresh()
 
     def reconcile(self, part: int) -> None:
         """Load a partition fully, then serve it: current tensors go into the index,
         missing or stale ones are made and stored; every text goes into the BM25 index."""
         tag = partition_tag(part)
-        if part in self.ownership.partitions:
-            self._ensure_group(keys.ingest_stream(tag), start_id="$")
-        index, staged = self._build_index(part, self.model)
+        if self.ownership.standby:
+            self.tail.mark(part)  # every change from here on is read by _follow_replica
+        elif part in self.ownership.partitions:
+            node_data.ensure_group(self.client, self._groups, keys.ingest_stream(tag), start_id="$")
+        index, staged = node_data.build_index(self.client, part, self.model)
         self._write_tensors(part, staged)
-        self._build_lexical(part, index.pids())
+        node_data.build_lexical(self.client, self.lexical, part, index.pids())
         with self._lock:
             self.indexes[part] = index
         log.info("partition %s: %d passages (%d tokenised now)", tag, len(index), len(staged))
 
     def _ingest_once(self) -> int:
         """Process what is waiting on the ingest streams; returns entries handled."""
+        if self.ownership.standby:
+            return self._follow_replica()
         handled = 0
         for part in self.ownership.partitions:
             if part not in self.indexes:
                 self.reconcile(part)
             stream = keys.ingest_stream(partition_tag(part))
-            self._ensure_group(stream, start_id="$")  # a partition warmed while importing
-            reply = self.client.xreadgroup(
-                keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=INGEST_BATCH
-            )
-            for _, entries in reply or []:
-                sets, dels = [], []
-                for _entry_id, fields in entries:
-                    pid = fields[b"pid"].decode()
-                    (dels if fields.get(b"op") == b"del" else sets).append(pid)
-                self.engine.drop_passage_answers(partition_tag(part), sets + dels)
-                if sets:
-                    self._store_tensors(part, self._passage_texts(part, sets))
-                for pid in dels:
-                    self._index(part).remove(pid)
-                    self.lexical.remove(part, pid)
-                self.client.xack(stream, keys.WORKER_GROUP, *[e for e, _ in entries])
-                handled += len(entries)
+            if stream not in self._groups:
+                # a partition warmed while importing has no group yet
+                node_data.ensure_group(self.client, self._groups, stream, start_id="$")
+                handled += node_data.adopt_pending(self.client, self.consumer, stream,
+                                                   lambda e, p=part: self._apply(p, e))
+            handled += node_data.read_group(self.client, self.consumer, stream, ">",
+                                            lambda e, p=part: self._apply(p, e))
         return handled
+
+    def _apply(self, part: int, entries: list) -> None:
+        """Apply ingest entries (``op=set|del``, ``pid``) to the indexes and tensors."""
+        sets, dels = [], []
+        for _entry_id, fields in entries:
+            pid = fields[b"pid"].decode()
+            (dels if fields.get(b"op") == b"del" else sets).append(pid)
+        self._changed(part, sets, dels)
+
+    def _changed(self, part: int, sets: list[str], dels: list[str]) -> None:
+        self.engine.drop_passage_answers(partition_tag(part), sets + dels)
+        if sets:
+            self._store_tensors(part, node_data.passage_texts(self.client, part, sets))
+        for pid in dels:
+            self._index(part).remove(pid)
+            self.lexical.remove(part, pid)
+
+    def _follow_replica(self) -> int:
+        """A standby's ingest: the master's changes as they reach the replica."""
+        for part in self.ownership.partitions:
+            if part not in self.indexes or not self.tail.tracked(part):
+                self.reconcile(part)
+        changes = self.tail.poll()
+        for part, (sets, dels) in changes.items():
+            self._changed(part, sets, dels)
+        return sum(len(s) + len(d) for s, d in changes.values())
 
     # --- requests -----------------------------------------------------------
     def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        """A request from the node's stream: answered on its reply list, then acknowledged."""
+        payload = self.answer(fields)
         reply_key = fields[b"reply"].decode()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.rpush(reply_key, json.dumps(payload))
+        pipe.expire(reply_key, REPLY_TTL_S)
+        pipe.xack(stream, keys.WORKER_GROUP, entry_id)
+        pipe.execute()
+
+    def answer(self, fields: dict[bytes, bytes]) -> dict:
+        """The reply to one request (stream or standby channel): phase 1 (``op`` retrieve),
+        phase 2 (``read``), or ``ping`` (is this worker ready); errors become replies."""
         payload: dict
         try:
+            if fields.get(b"op") == b"ping":
+                return {"ok": True, "ready": self.ready.is_set(),
+                        "passages": sum(len(i) for i in dict(self.indexes).values()),
+                        **self._identity()}
             deadline = float(fields[b"deadline"])
             if time.time() * 1000.0 > deadline:
                 raise TimeoutError("deadline passed before the worker picked the request up")
@@ -326,15 +298,11 @@ class Worker:
             payload["ok"] = True
             self.counters["requests"] += 1
         except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
-            log.exception("request %s failed", entry_id)
+            log.exception("request failed")
             payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
             self.counters["errors"] += 1
         payload.update(self._identity())
-        pipe = self.client.pipeline(transaction=False)
-        pipe.rpush(reply_key, json.dumps(payload))
-        pipe.expire(reply_key, REPLY_TTL_S)
-        pipe.xack(stream, keys.WORKER_GROUP, entry_id)
-        pipe.execute()
+        return payload
 
     def _question_vector(self, model: LoadedModel, text: str, fields: dict) -> np.ndarray:
         """The question's embedding as the gateway sent it, or made here when the gateway
@@ -359,44 +327,21 @@ class Worker:
             "node": f"{self.host}:{self.port}",
             "partitions": self.ownership.tags(),
             "model": {"version": model.version, "trained": model.trained} if model else None,
+            "standby": self.ownership.standby,  # answered from a replica's copy
         }
-
-    def _claim_orphans(self, stream: str) -> None:
-        """Take over requests a dead worker (another consumer) left pending, then forget it.
-
-        Each is answered, or failed explicitly if its deadline has passed, so no
-        request that reached the stream is lost.
-        """
-        for consumer in self.client.xinfo_consumers(stream, keys.WORKER_GROUP):
-            name = consumer["name"]
-            name = name.decode() if isinstance(name, bytes) else name
-            if name == self.consumer:
-                continue
-            start = "0-0"
-            while consumer["pending"]:
-                reply = self.client.xautoclaim(
-                    stream, keys.WORKER_GROUP, self.consumer, min_idle_time=0,
-                    start_id=start, count=100,
-                )
-                start, entries = reply[0], reply[1]
-                for entry_id, fields in entries:
-                    if fields:  # None when the entry was trimmed away
-                        log.info("claimed request %s left by %s", entry_id, name)
-                        self.pool.submit(self._handle, stream, entry_id, fields)
-                if start in (b"0-0", "0-0"):
-                    break
-            self.client.xgroup_delconsumer(stream, keys.WORKER_GROUP, name)
 
     def _request_loop(self) -> None:
         while not self.stopping.is_set():
             tag = self.ownership.node_tag
-            if tag is None or not self.ready.is_set():
-                time.sleep(0.2)
+            if tag is None or not self.ready.is_set() or not self.ownership.is_master:
+                time.sleep(0.2)  # a standby is asked over its channel (gears.standby)
                 continue
             stream = keys.requests_stream(tag)
             if stream not in self._groups:
-                self._ensure_group(stream)
-                self._claim_orphans(stream)
+                node_data.ensure_group(self.client, self._groups, stream)
+                node_data.claim_orphans(
+                    self.client, self.consumer, stream,
+                    lambda e, f, s=stream: self.pool.submit(self._handle, s, e, f))
             try:
                 reply = self.client.xreadgroup(
                     keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=16, block=500
@@ -418,7 +363,8 @@ class Worker:
                 pubsub.subscribe(KEYMISS_CHANNEL)
                 while not self.stopping.is_set():
                     message = pubsub.get_message(timeout=0.5)
-                    if message and self.ready.is_set() and self.model is not None:
+                    serving = self.ready.is_set() and self.ownership.is_master
+                    if message and serving and self.model is not None:
                         key = message["data"]
                         if isinstance(key, bytes) and key.startswith(b"bertqa{"):
                             self.pool.submit(self._answer_keymiss, key.decode("utf-8", "replace"))
@@ -436,8 +382,8 @@ class Worker:
     # --- housekeeping -------------------------------------------------------
     def _heartbeat(self) -> None:
         tag = self.ownership.node_tag
-        if tag is None:
-            return
+        if tag is None or self.ownership.standby:
+            return  # a replica refuses writes: a standby answers ``ping`` instead
         with self._lock:
             indexes = dict(self.indexes)
         state = {
@@ -468,7 +414,24 @@ class Worker:
         pipe.execute()
 
     def _housekeeping(self) -> None:
-        self.ownership = self.tracker.read()
+        before, self.ownership = self.ownership, self.tracker.read()
+        if before.standby and self.ownership.is_master:
+            # promoted: the indexes are current already; only the channels change
+            log.info("node promoted: the standby now serves %s as master",
+                     self.ownership.node_tag)
+            self.tail.forget()
+            self._groups.clear()  # request and ingest groups are joined (and adopted) anew
+        elif before.is_master and self.ownership.standby:
+            # demoted (a restarted master rejoins as a replica, possibly resynced in
+            # full): index again from what the replica holds
+            log.info("node is a replica now: standby for %s", self.ownership.node_tag)
+            with self._lock:
+                for part in list(self.indexes):
+                    self.lexical.drop_partition(part)
+                self.indexes = {}
+            self.tail.forget()
+            self._groups.clear()
+        self.engine.read_only = self.ownership.standby
         keep = set(self.ownership.partitions) | set(self.ownership.importing)
         with self._lock:
             for part in list(self.indexes):
@@ -493,6 +456,7 @@ class Worker:
         self.metrics_port = metrics.serve(self)
         threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
         threading.Thread(target=self._keymiss_loop, name="keymiss", daemon=True).start()
+        threading.Thread(target=self.listener.run, name="standby", daemon=True).start()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
         log.info("worker for %s:%s started (consumer %s)", self.host, self.port, self.consumer)
@@ -542,7 +506,8 @@ def _lower_priority(nice: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="qasearch shard worker for one master node")
+    parser = argparse.ArgumentParser(
+        description="qasearch shard worker for one node (a standby beside a replica)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--supervisor-pid", type=int, default=0,

@@ -22,8 +22,12 @@ failed    an HTTP error status (e.g. 503)
 lost      no HTTP answer at all within the deadline plus a grace period (must be 0)
 
 Recovery time: from the event's start to the first complete answer sent after the
-last incomplete one; 0 when no answer was incomplete. Traffic is bounded per event
-in requests and in time.
+last incomplete one; 0 when no answer was incomplete. Answers that a standby worker
+beside a replica served in part (``shards.standby``, gears/standby.py) are counted
+as ``standby``; ``late partial`` counts the partial ones sent more than
+``LATE_AFTER_S`` after the event started (the target for a master kill is 0), and
+full service is the time until answers need no standby any more (the promoted
+node's own worker serves). Traffic is bounded per event in requests and in time.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ LOST_GRACE_S = 10.0
 SETTLE_S = 2.0
 RECOVERY_WAIT_S = 120.0  # at most this long past the event for a complete answer
 WAIT_S = 300.0
+LATE_AFTER_S = 1.0  # a partial answer sent later than this after the event counts as late
 
 
 class ChaosError(RuntimeError):
@@ -60,6 +65,7 @@ class Outcome:
     kind: str  # answered | partial | failed | lost
     detail: str = ""
     missing: tuple[str, ...] = ()
+    standby: bool = False  # a standby beside a replica answered for some shard
 
 
 @dataclass
@@ -71,6 +77,9 @@ class EventReport:
     failed: int = 0
     lost: int = 0
     recovery_s: float | None = 0.0  # None: never answered completely after the event
+    late_partial: int = 0  # partial answers sent more than LATE_AFTER_S after the start
+    standby: int = 0  # answers a standby served in part
+    full_service_s: float | None = 0.0  # until answers need no standby; None: never
     event_s: float = 0.0  # how long the event's own action took
     missing: list[str] = field(default_factory=list)
     note: str = ""
@@ -78,6 +87,10 @@ class EventReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def served_by_standby(body: dict | None) -> bool:
+    return bool((body or {}).get("shards", {}).get("standby"))
 
 
 def classify(status: int | None, body: dict | None) -> tuple[str, tuple[str, ...], str]:
@@ -137,7 +150,8 @@ class Traffic:
         except (OSError, ValueError):  # refused, reset, timed out: no answer at all
             status = None
         kind, missing, detail = classify(status, payload)
-        return Outcome(sent, time.monotonic(), kind, detail, missing)
+        return Outcome(sent, time.monotonic(), kind, detail, missing,
+                       standby=served_by_standby(payload))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -175,6 +189,15 @@ def report(event: str, outcomes: list[Outcome], started: float, event_s: float) 
         setattr(rep, o.kind, getattr(rep, o.kind) + 1)
         missing.update(o.missing)
     rep.missing = sorted(missing)
+    rep.late_partial = sum(o.kind == "partial" and o.sent > started + LATE_AFTER_S
+                           for o in outcomes)
+    rep.standby = sum(o.standby for o in outcomes)
+    helped = [o for o in outcomes if o.standby and o.done >= started]
+    if helped:
+        last = max(o.sent for o in helped)
+        after = [o.done for o in outcomes if o.kind == "answered" and not o.standby
+                 and o.sent > last]
+        rep.full_service_s = round(min(after) - started, 2) if after else None
     incomplete = [o for o in outcomes if o.kind != "answered" and o.done >= started]
     if incomplete:
         last = max(o.sent for o in incomplete)
@@ -321,11 +344,17 @@ def run_event(settings: Settings, event: str, seconds: float, concurrency: int =
 
 
 def table(reports: list[EventReport]) -> str:
-    lines = [f"{'event':<12} {'sent':>5} {'answered':>8} {'partial':>7} {'failed':>6} "
-             f"{'lost':>4} {'recovery_s':>10}  event_s  missing / note"]
+    lines = [f"{'event':<12} {'sent':>5} {'answered':>8} {'partial':>7} {'late':>4} "
+             f"{'failed':>6} {'lost':>4} {'standby':>7} {'recovery_s':>10} {'full_s':>6}  "
+             f"event_s  missing / note"]
     for r in reports:
         recovery = "never" if r.recovery_s is None else f"{r.recovery_s:.2f}"
+        full = "never" if r.full_service_s is None else f"{r.full_service_s:.2f}"
         tail = ",".join(r.missing) or "-"
-        lines.append(f"{r.event:<12} {r.sent:>5} {r.answered:>8} {r.partial:>7} {r.failed:>6} "
-                     f"{r.lost:>4} {recovery:>10}  {r.event_s:>7.1f}  {tail}; {r.note}")
+        lines.append(f"{r.event:<12} {r.sent:>5} {r.answered:>8} {r.partial:>7} "
+                     f"{r.late_partial:>4} {r.failed:>6} {r.lost:>4} {r.standby:>7} "
+                     f"{recovery:>10} {full:>6}  {r.event_s:>7.1f}  {tail}; {r.note}")
+    lines.append(f"(late: partial answers sent more than {LATE_AFTER_S:.0f} s after the event "
+                 f"began; standby: answered in part by a replica's standby worker; full_s: "
+                 f"until no answer needs a standby)")
     return "\n".join(lines)

@@ -23,6 +23,11 @@ node's tag (``{n1}``), see :mod:`qasearch.partitions`. Layout::
     qa:cached{p05}                 set    passage ids that have cached answers
     qa:response{<h>}:<digest>      string a whole /qasearch response (gateway cache)
 
+Pub/sub channels (not keys: a replica accepts them, see gears/standby.py)::
+
+    qa:standby:<node id>           requests for the standby worker beside that (replica) node
+    qa:standby-reply:<request id>  that standby's reply to one request
+
 A passage id (pid) is ``<escaped doc id>:<chunk number>``; the escaping leaves only
 ASCII letters, digits, ``-``, ``.`` and ``~`` plus ``%XX`` escapes, so a pid never
 contains ``_``, ``:`` (besides the chunk separator), braces or spaces.
@@ -103,6 +108,16 @@ def requests_stream(ntag: str) -> str:
 
 def reply(ntag: str, request_id: str) -> str:
     return f"{PREFIX}:reply{{{ntag}}}:{request_id}"
+
+
+def standby_channel(node_id: str) -> str:
+    """Named by the node, not the shard: a cluster broadcasts ``PUBLISH`` to every node,
+    and only the worker beside this one node may take the request."""
+    return f"{PREFIX}:standby:{node_id}"
+
+
+def standby_reply(request_id: str) -> str:
+    return f"{PREFIX}:standby-reply:{request_id}"
 
 
 def model_current(ntag: str) -> str:

@@ -88,6 +88,10 @@ class Settings:
     max_body_bytes: int = 64 * 1024  # larger request bodies get 413
     max_top_k: int = 50
     max_timeout_ms: int = 120_000
+    # a master whose reply has not come after this long is also asked through its
+    # replica's standby worker (gears/standby.py), whichever answers first counts; a
+    # master that cannot be reached at all is asked there at once. 0: only then.
+    standby_after_ms: int = 1000
     api_key: str = field(default="", repr=False)  # env only; "" = no key required
     # --- metrics (Prometheus) ---------------------------------------------------
     metrics_host: str = "127.0.0.1"  # where each worker's /metrics listens

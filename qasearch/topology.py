@@ -14,6 +14,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
+from redis.utils import str_if_bytes
 
 from qasearch.partitions import SlotRange, node_tag
 from qasearch.settings import Settings
@@ -29,6 +30,7 @@ class Master:
     node_id: str
     ranges: tuple[SlotRange, ...]
     replicas: tuple[tuple[str, int], ...] = ()
+    replica_ids: tuple[str, ...] = ()  # the node ids of ``replicas``, in the same order
 
     @property
     def tag(self) -> str:
@@ -59,9 +61,25 @@ def _auth(settings: Settings) -> dict[str, str | None]:
     return {"username": settings.redis_username or None, "password": settings.redis_password}
 
 
-def node_client(host: str, port: int, settings: Settings, **kwargs: object) -> redis.Redis:
-    """A plain client bound to one node (no redirects followed)."""
+def node_client(host: str, port: int, settings: Settings, readonly: bool = False,
+                **kwargs: object) -> redis.Redis:
+    """A plain client bound to one node (no redirects followed).
+
+    ``readonly``: every connection sends ``READONLY`` after its handshake, so a
+    replica serves reads of its master's slots itself instead of answering
+    ``-MOVED`` (on a master the command changes nothing). A standby worker uses it,
+    and keeps using it when its node is promoted.
+    """
+    if readonly:
+        kwargs["redis_connect_func"] = _connect_readonly
     return redis.Redis(host=host, port=port, **_auth(settings), **kwargs)
+
+
+def _connect_readonly(connection: redis.connection.AbstractConnection) -> None:
+    connection.on_connect()
+    connection.send_command("READONLY")
+    if str_if_bytes(connection.read_response()) != "OK":
+        raise redis.ConnectionError("READONLY refused")
 
 
 def cluster_client(settings: Settings, **kwargs: object) -> RedisCluster:
@@ -77,16 +95,17 @@ def _text(value: object) -> str:
 def masters_from_slots(slots_reply: list) -> list[Master]:
     """Masters from a raw ``CLUSTER SLOTS`` reply, ordered by their first slot."""
     owned: dict[tuple[str, int, str], list[SlotRange]] = {}
-    replicas: dict[tuple[str, int, str], dict[tuple[str, int], None]] = {}
+    replicas: dict[tuple[str, int, str], dict[tuple[str, int], str]] = {}
     for entry in slots_reply:
         lo, hi, primary = int(entry[0]), int(entry[1]), entry[2]
         key = (_text(primary[0]), int(primary[1]), _text(primary[2]))
         owned.setdefault(key, []).append((lo, hi))
         for replica in entry[3:]:
-            replicas.setdefault(key, {})[(_text(replica[0]), int(replica[1]))] = None
+            replicas.setdefault(key, {})[(_text(replica[0]), int(replica[1]))] = _text(replica[2])
     found = [
         Master(host=h, port=p, node_id=nid, ranges=tuple(sorted(r)),
-               replicas=tuple(replicas.get((h, p, nid), {})))
+               replicas=tuple(replicas.get((h, p, nid), {})),
+               replica_ids=tuple(replicas.get((h, p, nid), {}).values()))
         for (h, p, nid), r in owned.items()
     ]
     return sorted(found, key=lambda m: m.ranges[0][0])
