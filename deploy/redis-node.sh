@@ -21,8 +21,9 @@ unheld="$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)"
 umask 077
 cat > /data/redis.conf <<CONF
 port $port
-# inside the compose network only; docker-compose.yml publishes no Redis port
-bind 0.0.0.0
+# inside the compose network only (docker-compose.yml publishes no Redis port); on a
+# real host, QASEARCH_NODE_BIND names its private address
+bind ${QASEARCH_NODE_BIND:-0.0.0.0}
 protected-mode yes
 dir /data
 cluster-enabled yes

@@ -30,8 +30,12 @@ class Node:
     ip: str
     node_id: str
     role: str  # master | replica
-    health: str  # online | loading | failed
+    health: str  # online | loading | fail (Redis 7.0 says "fail"; its docs say "failed")
     hostname: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.health in ("fail", "failed")
 
     @property
     def address(self) -> str:

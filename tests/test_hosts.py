@@ -18,9 +18,9 @@ import time
 import pytest
 
 from gears.supervisor import served
-from qasearch import keys, localcluster, procs, workers
+from qasearch import clusterform, hostlayout, keys, localcluster, procs, workers
 from qasearch.clusternodes import cluster_nodes
-from qasearch.settings import to_environ
+from qasearch.settings import Settings, to_environ
 from qasearch.topology import masters, node_client
 from tests.conftest import start_cluster
 from tests.helpers import free_port
@@ -38,6 +38,21 @@ def _host(address: str) -> str:
 def _cli(settings, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "qasearch", *args], capture_output=True,
                           text=True, timeout=120, env={**os.environ, **to_environ(settings)})
+
+
+@pytest.mark.parametrize("hosts,replicas", [("a,b,c", 1), ("a,b", 1), ("a,b,c", 2), ("a", 1)])
+def test_a_replica_is_placed_off_its_masters_host_while_there_are_enough_hosts(hosts, replicas):
+    settings = Settings(hosts=hosts, masters=3, replicas_per_master=replicas, base_port=7000)
+    on = {p.port: p.host for p in hostlayout.placements(settings)}
+    assert [on[7000 + i] for i in range(3)] == [hosts.split(",")[i % len(hosts.split(","))]
+                                                for i in range(3)]
+    # the order clusterform takes: node M*(1+r)+m is replica r of master m
+    nodes = clusterform.parse_nodes(hostlayout.node_list(settings))
+    assert [n.port for n in nodes] == list(range(7000, 7000 + 3 * (1 + replicas)))
+    for i, node in enumerate(nodes[3:], start=3):
+        master = nodes[i % 3]
+        apart = len(hosts.split(",")) > replicas
+        assert (node.host != master.host) == apart, (node, master)
 
 
 def test_nodes_bind_their_own_host_and_replicas_another(tmp_path):

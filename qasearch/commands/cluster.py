@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from qasearch import credentials, localcluster
+from qasearch import credentials, hostlayout, localcluster
 from qasearch.commands import cluster_addnode
 from qasearch.errors import CommandError
 from qasearch.settings import Settings, load_settings
@@ -155,6 +155,25 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if status.state == "ok" and not _missing(status) else 1
 
 
+def _plan(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.nodes:
+        print(hostlayout.node_list(settings))
+        return 0
+    places = hostlayout.placements(settings)
+    address = {p.port: p.address for p in places}
+    for host in hostlayout.hosts(settings):
+        print(f"host {host}")
+        for p in places:
+            if p.host == host:
+                role = "master" if p.master_port is None else (
+                    f"replica of {address[p.master_port]}")
+                print(f"  port {p.port}  {role}")
+    print(f"nodes in layout order (QASEARCH_COMPOSE_NODES of deploy/compose_init.py):\n"
+          f"  {hostlayout.node_list(settings)}")
+    return 0
+
+
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--masters", type=int, help="number of masters (default: settings, 3)")
@@ -203,4 +222,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_status)
+    p = sub.add_parser(
+        "plan", parents=[common], help="which node goes on which host (starts nothing)",
+        description="Print, per host of --hosts (any names, not only loopback), the nodes "
+                    "the layout puts there: what to start on each real host. --nodes prints "
+                    "them as one HOST:PORT list in layout order, as deploy/compose_init.py "
+                    "takes it to form the cluster.",
+    )
+    p.add_argument("--nodes", action="store_true", help="only the HOST:PORT list")
+    p.set_defaults(func=_plan)
     cluster_addnode.register(sub, common, _settings)
