@@ -51,7 +51,7 @@ MAX_BACKOFF_S = 10.0
 def served(nodes: list[Node], host: str, standby_workers: bool) -> dict[tuple[str, int], Node]:
     """The nodes a supervisor of ``host`` ("" = every host) runs a worker for."""
     return {(n.host, n.port): n for n in nodes
-            if n.health != "failed" and (standby_workers or n.role == "master")
+            if not n.failed and (standby_workers or n.role == "master")
             and (not host or n.on(host))}
 
 
@@ -77,7 +77,7 @@ class Supervisor:
                 found = cluster_nodes(self.settings, via=via)
             except (redis.RedisError, OSError):
                 continue
-            self.known = [(n.host, n.port) for n in found if n.health != "failed"]
+            self.known = [(n.host, n.port) for n in found if not n.failed]
             return found
         return None
 
