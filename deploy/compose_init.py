@@ -1,7 +1,7 @@
 """docker-compose's one-shot init: form the cluster, push a model, load the sample corpus.
 
 Environment (see docker-compose.yml):
-    QASEARCH_COMPOSE_NODES   "redis-1:6379,...,redis-6:6379", masters first
+    QASEARCH_COMPOSE_NODES   "redis-1:7000,...,redis-6:7005", masters first
     QASEARCH_MASTERS         how many of them are masters (default 3)
     QASEARCH_READER          extractive-QA checkpoint (hub id or folder); when it cannot
                              be fetched, the offline MiniLM package (UNTRAINED QA head)

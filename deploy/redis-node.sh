@@ -13,13 +13,17 @@ set -eu
 : "${QASEARCH_REDIS_PASSWORD:?QASEARCH_REDIS_PASSWORD must be set}"
 user="${QASEARCH_REDIS_USERNAME:-qasearch}"
 name="${QASEARCH_NODE_NAME:?QASEARCH_NODE_NAME must be set (the service name)}"
+# a port of its own per node, as `qasearch cluster up` gives them: pid and metrics target
+# files in the workers' shared run volume are named by node port
+port="${QASEARCH_NODE_PORT:-6379}"
 digest="$(printf '%s' "$QASEARCH_REDIS_PASSWORD" | sha256sum | cut -d' ' -f1)"
 unheld="$(head -c 32 /dev/urandom | sha256sum | cut -d' ' -f1)"
 umask 077
 cat > /data/redis.conf <<CONF
-port 6379
-# inside the compose network only; docker-compose.yml publishes no Redis port
-bind 0.0.0.0
+port $port
+# inside the compose network only (docker-compose.yml publishes no Redis port); on a
+# real host, QASEARCH_NODE_BIND names its private address
+bind ${QASEARCH_NODE_BIND:-0.0.0.0}
 protected-mode yes
 dir /data
 cluster-enabled yes

@@ -1,10 +1,21 @@
-"""Keep one worker process per master node alive.
+"""Keep one worker process per node alive: every master, and every replica too when
+``standby_workers`` is on; with ``--host A``, only the nodes on host A.
 
-Every second the supervisor reads the cluster's masters (from any node that
-answers) and reconciles: a master without a live worker gets one (a dead worker
-is restarted, after a short back-off if it keeps dying), a worker whose node is
-no longer a master is stopped. Worker pids are written to
-``<run_dir>/worker-<port>.pid`` so ``qasearch workers status`` can show them.
+Every second the supervisor reads the cluster's nodes (``CLUSTER SHARDS``, from any
+node that answers) and reconciles: a node it serves without a live worker gets one
+(a dead worker is restarted, after a short back-off if it keeps dying), a worker
+whose node failed, left, or (standby workers off) is a replica now, is stopped. A
+worker decides its role itself from its node's ``CLUSTER SLOTS``: on a replica it
+stands by, and when the replica is promoted the same process serves the master, so
+after a failover moves a master to another host, that host's supervisor already
+runs its worker. Worker pids are written to ``<run_dir>/worker-<port>.pid``
+(``worker-<host>-<port>.pid`` under ``--host``, so the supervisors of several hosts
+can share a machine and a run folder) for ``qasearch workers status``.
+
+One supervisor per host: ``--host`` is compared with each node's endpoint, IP and
+announced host name by what they resolve to (:func:`qasearch.hostlayout.same_host`),
+so ``--host redis-1`` finds the node of the compose service ``redis-1`` whether the
+cluster announces names or IPs.
 
 The run folder is the supervisor's lease: when it is removed (``cluster down
 --purge``, a test's temporary folder cleaned up), the supervisor stops its workers
@@ -26,9 +37,10 @@ from pathlib import Path
 
 import redis
 
-from qasearch import procs
+from qasearch import hostlayout, procs
+from qasearch.clusternodes import Node, cluster_nodes
 from qasearch.settings import Settings, load_settings
-from qasearch.topology import Master, masters
+from qasearch.workers import worker_name
 
 log = logging.getLogger("qasearch.supervisor")
 
@@ -36,9 +48,16 @@ POLL_S = 1.0
 MAX_BACKOFF_S = 10.0
 
 
+def served(nodes: list[Node], host: str, standby_workers: bool) -> dict[tuple[str, int], Node]:
+    """The nodes a supervisor of ``host`` ("" = every host) runs a worker for."""
+    return {(n.host, n.port): n for n in nodes
+            if not n.failed and (standby_workers or n.role == "master")
+            and (not host or n.on(host))}
+
+
 @dataclass
 class _Child:
-    master: Master
+    node: Node
     proc: subprocess.Popen
     started: float
     restarts: int = 0
@@ -47,33 +66,36 @@ class _Child:
 @dataclass
 class Supervisor:
     settings: Settings
+    host: str = ""  # serve only the nodes on this host; "" = every node
     children: dict[tuple[str, int], _Child] = field(default_factory=dict)
     known: list[tuple[str, int]] = field(default_factory=list)
     stopping: bool = False
 
-    def _discover(self) -> list[Master] | None:
-        candidates = [None] + [addr for addr in self.known]
-        for via in candidates:
+    def _discover(self) -> list[Node] | None:
+        for via in (None, self.known):  # the startup nodes, then every node seen last time
             try:
-                found = masters(self.settings, via=via)
+                found = cluster_nodes(self.settings, via=via)
             except (redis.RedisError, OSError):
                 continue
-            self.known = [(m.host, m.port) for m in found]
+            self.known = [(n.host, n.port) for n in found if not n.failed]
             return found
         return None
 
-    def _spawn(self, master: Master, restarts: int = 0) -> None:
-        name = f"worker-{master.port}"
+    def _name(self, node: Node) -> str:
+        return worker_name(self.host, node.port)
+
+    def _spawn(self, node: Node, restarts: int = 0) -> None:
+        name = self._name(node)
         log_path = procs.log_file(self.settings.run_dir, name)
         with open(log_path, "ab") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "gears.worker", "--host", master.host,
-                 "--port", str(master.port), "--supervisor-pid", str(os.getpid())],
+                [sys.executable, "-m", "gears.worker", "--host", node.host,
+                 "--port", str(node.port), "--supervisor-pid", str(os.getpid())],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             )
         procs.pid_file(self.settings.run_dir, name).write_text(f"{proc.pid}\n")
-        self.children[(master.host, master.port)] = _Child(master, proc, time.monotonic(), restarts)
-        log.info("worker for %s started (pid %d)", master.address, proc.pid)
+        self.children[(node.host, node.port)] = _Child(node, proc, time.monotonic(), restarts)
+        log.info("worker for %s %s started (pid %d)", node.role, node.address, proc.pid)
 
     def _stop_child(self, child: _Child) -> None:
         if child.proc.poll() is None:
@@ -83,33 +105,35 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 child.proc.kill()
                 child.proc.wait()
-        procs.pid_file(self.settings.run_dir, f"worker-{child.master.port}").unlink(missing_ok=True)
+        procs.pid_file(self.settings.run_dir, self._name(child.node)).unlink(missing_ok=True)
 
     def reconcile(self) -> None:
+        hostlayout.forget_resolved()  # a container that restarted may have a new address
         found = self._discover()
         if found is None:
             log.warning("no cluster node answers; keeping current workers")
             return
-        wanted = {(m.host, m.port): m for m in found}
+        wanted = served(found, self.host, self.settings.standby_workers)
         for addr, child in list(self.children.items()):
             if addr not in wanted:
-                log.info("%s:%s is no longer a master; stopping its worker", *addr)
+                log.info("%s:%s failed, left, or is not served here now; stopping its worker",
+                         *addr)
                 self._stop_child(child)
                 del self.children[addr]
         now = time.monotonic()
-        for addr, master in wanted.items():
+        for addr, node in wanted.items():
             child = self.children.get(addr)
             if child is None:
-                self._spawn(master)
+                self._spawn(node)
             elif child.proc.poll() is not None:
                 backoff = min(MAX_BACKOFF_S, 0.5 * (2 ** child.restarts))
                 lived = now - child.started
                 if lived >= backoff:
                     log.warning(
                         "worker for %s exited with %s; restarting",
-                        master.address, child.proc.returncode,
+                        node.address, child.proc.returncode,
                     )
-                    self._spawn(master, restarts=0 if lived > 60 else child.restarts + 1)
+                    self._spawn(node, restarts=0 if lived > 60 else child.restarts + 1)
 
     def run(self) -> None:
         run_dir = Path(self.settings.run_dir)
@@ -127,12 +151,17 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argparse.ArgumentParser(description="qasearch worker supervisor").parse_args(argv)
+    parser = argparse.ArgumentParser(description="qasearch worker supervisor")
+    parser.add_argument("--host", default="",
+                        help="serve only the nodes on this host (address or name; "
+                             "default: every node of the cluster)")
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=os.environ.get("QASEARCH_LOG_LEVEL", "INFO"),
-        format="%(asctime)s supervisor %(levelname)s %(message)s",
+        format=f"%(asctime)s supervisor{'[' + args.host + ']' if args.host else ''} "
+               f"%(levelname)s %(message)s",
     )
-    supervisor = Supervisor(load_settings())
+    supervisor = Supervisor(load_settings(), host=args.host)
 
     def _stop(*_: object) -> None:
         supervisor.stopping = True

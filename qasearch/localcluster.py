@@ -1,9 +1,12 @@
 """A Redis Cluster on loopback for development and tests: ``up``, ``down``, ``status``.
 
 Layout: masters on ``base_port .. base_port+M-1``; replica ``r`` of master ``m`` on
-``base_port + M*(1+r) + m``. Every node has its own folder ``<data_dir>/<port>/``
-holding a generated ``redis.conf``, ``nodes.conf`` (the node's cluster state, which
-Redis rewrites itself), the AOF directory, ``redis.pid`` and ``redis.log``.
+``base_port + M*(1+r) + m``; with several hosts (``settings.hosts``) each node binds
+the loopback address :mod:`qasearch.hostlayout` places it on, a replica never on its
+master's. Every node has its own folder ``<data_dir>/<port>/`` holding a generated
+``redis.conf`` (whose ``bind`` line records the node's host), ``nodes.conf`` (the
+node's cluster state, which Redis rewrites itself), the AOF directory, ``redis.pid``
+and ``redis.log``.
 
 Redis semantics relied on:
 
@@ -25,6 +28,7 @@ is a redis-server on that port, are ever signalled.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 import shutil
@@ -40,7 +44,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from qasearch import durability, nodeacl, procs
+from qasearch import durability, hostlayout, nodeacl, procs
 from qasearch.credentials import secret_file
 from qasearch.nodeacl import quote
 from qasearch.partitions import balanced_slot_ranges, owned_partitions
@@ -71,11 +75,13 @@ class ReplayError(ClusterError):
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """Where one node lives; ``master_port`` is None for masters (and unknown extras)."""
+    """Where one node lives; ``master_port`` is None for masters (and unknown extras);
+    ``host`` is the address it binds ("": the caller's, ``settings.host``)."""
 
     port: int
     folder: Path
     master_port: int | None = None
+    host: str = ""
 
     @property
     def conf(self) -> Path:
@@ -91,26 +97,49 @@ class NodeSpec:
 
 
 def layout(settings: Settings) -> list[NodeSpec]:
-    """The nodes ``settings`` asks for: masters first, then replicas."""
-    m, base, data = settings.masters, settings.base_port, Path(settings.data_dir).resolve()
-    specs = [NodeSpec(base + i, data / str(base + i)) for i in range(m)]
-    for r in range(settings.replicas_per_master):
-        for i in range(m):
-            port = base + m * (1 + r) + i
-            specs.append(NodeSpec(port, data / str(port), master_port=base + i))
-    return specs
+    """The nodes ``settings`` asks for, each on its host: masters first, then replicas."""
+    data = Path(settings.data_dir).resolve()
+    return [NodeSpec(p.port, data / str(p.port), p.master_port, p.host)
+            for p in hostlayout.placements(settings)]
 
 
 def _managed(settings: Settings) -> list[NodeSpec]:
-    """The layout plus node folders left in ``data_dir`` by a run with another shape."""
-    specs = layout(settings)
+    """The layout plus node folders left in ``data_dir`` by a run with another shape (or
+    by ``cluster add-node``), every host resolved to its loopback address; a node whose
+    config records another host than the layout's keeps it (see :func:`_moved`)."""
+    specs = []
+    for spec in layout(settings):
+        host = _recorded_host(spec.folder) or _loopback_ip(spec.host)
+        specs.append(dataclasses.replace(spec, host=host))
     known = {s.port for s in specs}
     data = Path(settings.data_dir).resolve()
     if data.is_dir():
         for folder in sorted(data.iterdir()):
             if folder.name.isdigit() and int(folder.name) not in known and _is_ours(folder):
-                specs.append(NodeSpec(int(folder.name), folder))
+                host = _recorded_host(folder) or _loopback_ip(settings.host)
+                specs.append(NodeSpec(int(folder.name), folder, host=host))
     return specs
+
+
+def _recorded_host(folder: Path) -> str | None:
+    """The address a node's generated config binds, None without one of ours."""
+    try:
+        text = (folder / "redis.conf").read_text()
+    except OSError:
+        return None
+    if not text.startswith(CONF_MARKER):
+        return None
+    return next((line.split()[1] for line in text.splitlines()
+                 if line.startswith("bind ") and len(line.split()) > 1), None)
+
+
+def _moved(settings: Settings, specs: list[NodeSpec]) -> list[str]:
+    """Nodes with cluster state whose recorded host is not where the layout puts them:
+    started on the new host, their peers would still look for them on the old one."""
+    wanted = {s.port: _loopback_ip(s.host) for s in layout(settings)}
+    return [f"{s.port} (on {s.host}, the layout says {wanted[s.port]})" for s in specs
+            if s.port in wanted and s.host != wanted[s.port]
+            and (s.folder / "nodes.conf").exists()]
 
 
 def _is_ours(folder: Path) -> bool:
@@ -165,6 +194,9 @@ def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:
         f"{CONF_MARKER}; rewritten on every start, change Settings instead",
         f"port {spec.port}",
         f"bind {ip}",
+        # the address CLUSTER SLOTS/NODES give for this node: its own host, whichever
+        # node a client asks (never an address a peer guessed from a connection)
+        f"cluster-announce-ip {ip}",
         "protected-mode yes",
         "daemonize yes",
         f"pidfile {quote(str(spec.pidfile))}",
@@ -213,19 +245,21 @@ def log_tail(spec: NodeSpec, lines: int = 15) -> str:
 
 
 def _start(specs: list[NodeSpec], settings: Settings, ip: str) -> dict[int, int]:
-    """Launch ``specs``; returns each log's size before the launch (to read only new lines)."""
+    """Launch ``specs``, each on its host (``ip`` when it names none); returns each log's
+    size before the launch (to read only new lines)."""
     binary = redis_server_binary()
     for spec in specs:
-        if not port_free(ip, spec.port) or not port_free(ip, spec.port + BUS_PORT_OFFSET):
+        host = spec.host or ip
+        if not port_free(host, spec.port) or not port_free(host, spec.port + BUS_PORT_OFFSET):
             raise PortInUse(
-                f"port {spec.port} or its cluster bus port {spec.port + BUS_PORT_OFFSET} on {ip} "
+                f"port {spec.port} or its cluster bus port {spec.port + BUS_PORT_OFFSET} on {host} "
                 f"is in use by a process that is not a node of {settings.data_dir}; "
                 f"choose another --base-port (see `ss -ltnp`)"
             )
     launched, offsets = [], {}
     for spec in specs:
         offsets[spec.port] = spec.logfile.stat().st_size if spec.logfile.exists() else 0
-        _write_config(spec, settings, ip)
+        _write_config(spec, settings, spec.host or ip)
         spec.pidfile.unlink(missing_ok=True)  # stale: its pid is not a node (checked above)
         launched.append((spec, subprocess.Popen(
             [binary, str(spec.conf)], stdin=subprocess.DEVNULL,
@@ -318,11 +352,13 @@ def _check_replay(specs: list[NodeSpec], offsets: dict[int, int]) -> None:
 
 
 def _parse_nodes(reply: dict) -> dict[int, dict]:
-    """redis-py's parsed CLUSTER NODES keyed by port (addresses are ``ip:port``)."""
+    """redis-py's parsed CLUSTER NODES keyed by port (addresses are ``ip:port``; ports are
+    unique across the hosts of a layout)."""
     out = {}
     for addr, info in reply.items():
-        port = int(addr.split("@")[0].rsplit(":", 1)[1])
-        out[port] = {**info, "flags": set(info["flags"].split(",")), "port": port}
+        host, port = addr.split("@")[0].rsplit(":", 1)
+        out[int(port)] = {**info, "flags": set(info["flags"].split(",")), "port": int(port),
+                          "host": host}
     return out
 
 
@@ -436,8 +472,7 @@ def _fresh(client: redis.Redis) -> bool:
 
 
 def _create(
-    settings: Settings, specs: list[NodeSpec], clients: dict[int, redis.Redis], ip: str,
-    timeout: float,
+    settings: Settings, specs: list[NodeSpec], clients: dict[int, redis.Redis], timeout: float,
 ) -> None:
     masters = [s for s in specs if s.master_port is None]
     ranges = balanced_slot_ranges(len(masters), settings.partitions_per_master)
@@ -447,7 +482,7 @@ def _create(
     # Every pair meets directly: no waiting for gossip to spread the introductions.
     for i, a in enumerate(specs):
         for b in specs[i + 1 :]:
-            clients[a.port].cluster("MEET", ip, b.port)
+            clients[a.port].cluster("MEET", b.host, b.port)
     _wait_mesh(specs, clients, timeout)
     ids = {s.port: clients[s.port].cluster("MYID") for s in masters}
     for spec in specs:
@@ -487,7 +522,7 @@ def _attach_replicas(replicas: list[NodeSpec], clients: dict[int, redis.Redis]) 
 
 
 def _rejoin(
-    fresh: list[NodeSpec], formed: list[NodeSpec], clients: dict[int, redis.Redis], ip: str
+    fresh: list[NodeSpec], formed: list[NodeSpec], clients: dict[int, redis.Redis]
 ) -> None:
     """Introduce nodes whose folder was lost; their old identities must be forgotten first."""
     view = _parse_nodes(clients[formed[0].port].cluster("NODES"))
@@ -500,7 +535,7 @@ def _rejoin(
             except redis.ResponseError:
                 pass  # e.g. a node does not know it any more
     for spec in fresh:
-        clients[formed[0].port].cluster("MEET", ip, spec.port)
+        clients[formed[0].port].cluster("MEET", spec.host, spec.port)
 
 
 def up(settings: Settings, timeout: float = 30.0) -> UpResult:
@@ -509,8 +544,13 @@ def up(settings: Settings, timeout: float = 30.0) -> UpResult:
     ip = _loopback_ip(settings.host)
     acl_config(settings)  # no node starts without a password
     specs = _managed(settings)
+    moved = _moved(settings, specs)
+    if moved:
+        raise ClusterError(
+            f"node(s) {', '.join(moved)} were created on other hosts: give the hosts they "
+            f"were created with (--hosts, QASEARCH_HOSTS), or `cluster down --purge` first")
     to_start = [s for s in specs if node_pid(s) is None]
-    clients = {s.port: _client(settings, ip, s.port) for s in specs}
+    clients = {s.port: _client(settings, s.host, s.port) for s in specs}
     try:
         if not to_start and all(not _quick_ready(s, clients, len(specs)) for s in specs):
             return UpResult(True, False, [], time.monotonic() - t0, status(settings))
@@ -519,7 +559,7 @@ def up(settings: Settings, timeout: float = 30.0) -> UpResult:
         fresh = [s for s in specs if _fresh(clients[s.port])]
         created = len(fresh) == len(specs)
         if created:
-            _create(settings, specs, clients, ip, timeout)
+            _create(settings, specs, clients, timeout)
         elif fresh:
             if any(s.master_port is None for s in fresh):
                 names = ", ".join(str(s.port) for s in fresh if s.master_port is None)
@@ -527,7 +567,7 @@ def up(settings: Settings, timeout: float = 30.0) -> UpResult:
                     f"master node(s) {names} have no cluster state while others do (folder "
                     f"deleted or layout changed); run `qasearch cluster down --purge` first"
                 )
-            _rejoin(fresh, [s for s in specs if s not in fresh], clients, ip)
+            _rejoin(fresh, [s for s in specs if s not in fresh], clients)
             _wait_mesh(specs, clients, timeout)
             _attach_replicas(fresh, clients)
         _wait_ready(specs, clients, timeout)
@@ -551,7 +591,6 @@ def _quick_ready(spec: NodeSpec, clients: dict[int, redis.Redis], count: int) ->
 
 def down(settings: Settings, purge: bool = False, timeout: float = 15.0) -> DownResult:
     """SIGTERM our nodes (SIGKILL after ``timeout``); keep their data unless ``purge``."""
-    ip = _loopback_ip(settings.host)
     specs = _managed(settings)
     pids = {s.port: pid for s in specs if (pid := node_pid(s)) is not None}
     for pid in pids.values():
@@ -569,7 +608,7 @@ def down(settings: Settings, purge: bool = False, timeout: float = 15.0) -> Down
     stopped = sorted(pids)
     existing = [s for s in specs if s.folder.exists()]
     still = sorted(
-        s.port for s in existing if s.port not in pids and not port_free(ip, s.port)
+        s.port for s in existing if s.port not in pids and not port_free(s.host, s.port)
     )
     if purge:
         for spec in existing:
@@ -586,16 +625,16 @@ def down(settings: Settings, purge: bool = False, timeout: float = 15.0) -> Down
 
 
 def _live_view(
-    settings: Settings, ip: str, specs: Iterable[NodeSpec], alive: dict[int, bool]
-) -> tuple[int | None, dict[int, dict], str]:
+    settings: Settings, specs: Iterable[NodeSpec], alive: dict[int, bool]
+) -> tuple[NodeSpec | None, dict[int, dict], str]:
     for spec in specs:
         if not alive[spec.port]:
             continue
-        client = _client(settings, ip, spec.port)
+        client = _client(settings, spec.host, spec.port)
         try:
             view = _parse_nodes(client.cluster("NODES"))
             state = client.cluster("INFO").get("cluster_state", "unknown")
-            return spec.port, view, state
+            return spec, view, state
         except (redis.AuthenticationError, redis.AuthenticationWrongNumberOfArgsError) as exc:
             raise ClusterError(_auth_hint(settings, spec.port, exc)) from None
         except redis.ResponseError as exc:
@@ -632,11 +671,11 @@ def _saved_self(spec: NodeSpec) -> tuple[str | None, str, str | None]:
 
 def status(settings: Settings) -> ClusterStatus:
     """Nodes (from pid files and CLUSTER NODES), masters with their slots and partitions."""
-    ip = _loopback_ip(settings.host)
     specs = [s for s in _managed(settings) if s.folder.exists()]
     pids = {s.port: node_pid(s) for s in specs}
     alive = {p: pid is not None for p, pid in pids.items()}
-    via, view, state = _live_view(settings, ip, specs, alive)
+    via, view, state = _live_view(settings, specs, alive)
+    host = {s.port: s.host for s in specs} | {p: v["host"] for p, v in view.items()}
     by_id = {v["node_id"]: v for v in view.values()}
     nodes = []
     saved = {s.port: _saved_self(s) for s in specs if s.port not in view}
@@ -646,8 +685,8 @@ def status(settings: Settings) -> ClusterStatus:
         if v is None:
             nid, role, master_id = saved[port]
             of = saved_ports.get(master_id) if master_id else None
-            nodes.append(NodeStatus(f"{ip}:{port}", port, nid, role,
-                                    f"{ip}:{of}" if of else None, "down",
+            nodes.append(NodeStatus(f"{host[port]}:{port}", port, nid, role,
+                                    f"{host[of]}:{of}" if of else None, "down",
                                     pids.get(port), alive.get(port, False)))
             continue
         flags = v["flags"]
@@ -656,8 +695,8 @@ def status(settings: Settings) -> ClusterStatus:
         link = "fail" if flags & {"fail", "fail?"} else (
             "connected" if v["connected"] or "myself" in flags else "disconnected")
         nodes.append(NodeStatus(
-            f"{ip}:{port}", port, v["node_id"], role,
-            f"{ip}:{master['port']}" if master else None,
+            f"{host[port]}:{port}", port, v["node_id"], role,
+            f"{master['host']}:{master['port']}" if master else None,
             link, pids.get(port), alive.get(port, link == "connected"),
         ))
     masters: list[MasterStatus] = []
@@ -665,7 +704,7 @@ def status(settings: Settings) -> ClusterStatus:
     counted = durability.PassageCount(None, None)
     if via is not None:
         try:
-            ms = topology_masters(settings, via=(ip, via))
+            ms = topology_masters(settings, via=(via.host, via.port))
         except redis.RedisError:
             ms = []
         meta = durability.corpus_meta(settings, ms)

@@ -29,6 +29,9 @@ def _repo_root() -> Path:
 class Settings:
     # --- cluster (qasearch cluster up) --------------------------------------
     host: str = "127.0.0.1"
+    # several hosts, comma-separated: master m on host m mod H, its replicas on the hosts
+    # after it (qasearch/hostlayout.py); "" = every node on `host`
+    hosts: str = ""
     base_port: int = 7000
     masters: int = 3
     replicas_per_master: int = 1
@@ -74,6 +77,10 @@ class Settings:
     # added to the nice value of a worker's background thread (model loads, index
     # builds, ingest), so that a model swap does not push queries past their deadline
     background_nice: int = 10
+    # a worker beside every replica too (a standby: model loaded, indexes built from the
+    # replica's data), so a promoted replica is served at once instead of after a model
+    # load; off: replicas get a worker only once they are promoted
+    standby_workers: bool = True
     # --- caches ---------------------------------------------------------------
     answer_ttl_s: int = 86400
     response_ttl_s: int = 300

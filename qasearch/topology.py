@@ -16,6 +16,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.utils import str_if_bytes
 
+from qasearch import hostlayout
 from qasearch.partitions import SlotRange, node_tag
 from qasearch.settings import Settings
 
@@ -43,15 +44,15 @@ class Master:
 
 def startup_nodes(settings: Settings) -> list[tuple[str, int]]:
     """Nodes to ask first: ``redis_url`` (comma-separated URLs) when set, else every node
-    of the local layout, so that one dead node (a failed master) never hides the rest."""
+    of the local layout on its host (``settings.hosts``), so that one dead node (a failed
+    master) or one lost host never hides the rest."""
     if settings.redis_url:
         found = []
         for part in settings.redis_url.split(","):
             url = urlparse(part.strip())
             found.append((url.hostname or settings.host, url.port or settings.base_port))
         return found
-    count = settings.masters * (1 + settings.replicas_per_master)
-    return [(settings.host, settings.base_port + i) for i in range(count)]
+    return [(p.host, p.port) for p in hostlayout.placements(settings)]
 
 
 def _auth(settings: Settings) -> dict[str, str | None]:

@@ -1,30 +1,92 @@
-"""Starting, stopping and inspecting the shard workers (through their supervisor)."""
+"""Starting, stopping and inspecting the shard workers (through their supervisors).
+
+One supervisor serves every node (``workers start``), or one supervisor per host
+serves the nodes on its host (``workers start --host A``, see
+:mod:`gears.supervisor`); both kinds never serve one run folder at once, or a node
+would get two workers. Their pid files are ``supervisor.pid`` and
+``supervisor-<host>.pid``.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from qasearch import keys, procs
+from qasearch import hostlayout, keys, procs
+from qasearch.clusternodes import cluster_nodes
 from qasearch.settings import Settings, to_environ
 from qasearch.topology import masters, node_client
 
 SUPERVISOR = "supervisor"
 SUPERVISOR_MARKER = "gears.supervisor"
+WORKER_MARKER = "gears.worker"
 HEARTBEAT_FRESH_S = 5.0
 
 
-def start(settings: Settings) -> tuple[int, bool]:
-    """Start the supervisor unless it runs; returns (pid, started_now)."""
-    pid = procs.running_pid(settings.run_dir, SUPERVISOR, SUPERVISOR_MARKER)
-    if pid is not None:
-        return pid, False
-    command = [sys.executable, "-m", "gears.supervisor"]
-    return procs.start(settings.run_dir, SUPERVISOR, command, env=to_environ(settings)), True
+class WorkersError(RuntimeError):
+    """The supervisors could not be started as asked."""
 
 
-def stop(settings: Settings) -> bool:
-    return procs.stop(settings.run_dir, SUPERVISOR, SUPERVISOR_MARKER, timeout=20)
+def _file_part(host: str) -> str:
+    return host.replace(":", "_").replace("/", "_")  # an IPv6 address in a file name
+
+
+def supervisor_name(host: str = "") -> str:
+    """The pid and log file name of the supervisor of ``host`` ("" = of every node)."""
+    return f"{SUPERVISOR}-{_file_part(host)}" if host else SUPERVISOR
+
+
+def worker_name(host: str, port: int) -> str:
+    """The pid and log file name of the worker of node ``port`` started by the supervisor
+    of ``host`` ("" = the supervisor of every node; ports are unique in a layout)."""
+    return f"worker-{_file_part(host)}-{port}" if host else f"worker-{port}"
+
+
+def supervisors(settings: Settings) -> dict[str, int]:
+    """The supervisors of this run folder that run: host ("" = every node) -> pid."""
+    found = {}
+    for path in sorted(Path(settings.run_dir).glob(f"{SUPERVISOR}*.pid")):
+        pid = procs.running_pid(settings.run_dir, path.stem, SUPERVISOR_MARKER)
+        if pid is not None:
+            words = procs.cmdline(pid).split()
+            host = words[words.index("--host") + 1] if "--host" in words[:-1] else ""
+            found[host] = pid
+    return found
+
+
+def start(settings: Settings, host: str = "") -> tuple[int, bool]:
+    """Start the supervisor of ``host`` ("" = of every node) unless it runs; returns
+    (pid, started_now). Refuses to mix the two kinds in one run folder."""
+    running = supervisors(settings)
+    if host in running:
+        return running[host], False
+    if host and "" in running:
+        raise WorkersError(f"the supervisor of every node runs (pid {running['']}); "
+                           f"`qasearch workers stop` it before starting per-host ones")
+    if not host and running:
+        raise WorkersError(f"supervisors of host(s) {', '.join(sorted(running))} run; "
+                           f"`qasearch workers stop` them before starting one for every node")
+    command = [sys.executable, "-m", "gears.supervisor", *(["--host", host] if host else [])]
+    name = supervisor_name(host)
+    return procs.start(settings.run_dir, name, command, env=to_environ(settings)), True
+
+
+def stop(settings: Settings, host: str | None = None) -> list[str]:
+    """Stop the supervisor of ``host`` ("" = of every node; None = every supervisor of
+    this run folder) and its workers; returns the hosts whose supervisor was stopped."""
+    hosts = list(supervisors(settings)) if host is None else [host]
+    return [h for h in hosts
+            if procs.stop(settings.run_dir, supervisor_name(h), SUPERVISOR_MARKER, timeout=20)]
+
+
+def hosts_without_nodes(settings: Settings, host: str) -> list[str]:
+    """Empty when some node of the cluster is on ``host``; else the hosts that have one."""
+    nodes = cluster_nodes(settings)
+    if any(n.on(host) for n in nodes):
+        return []
+    return sorted({n.host for n in nodes})
 
 
 def states(settings: Settings) -> list[dict[str, str]]:
@@ -36,7 +98,35 @@ def states(settings: Settings) -> list[dict[str, str]]:
             state = client.hgetall(keys.worker_state(master.tag))
         finally:
             client.close()
-        found.append({"master": master.address, "tag": master.tag, **state})
+        found.append({"master": master.address, "host": master.host, "tag": master.tag,
+                      **state})
+    return found
+
+
+@dataclass(frozen=True)
+class NodeWorker:
+    """A node and what serves it: the master's heartbeat, and a worker started here."""
+
+    host: str
+    address: str
+    role: str
+    health: str
+    heartbeat: dict[str, str]  # a master's worker state (empty: none, or a replica)
+    local_pid: int | None  # a worker of this machine's supervisors for the node
+
+
+def node_workers(settings: Settings) -> list[NodeWorker]:
+    """Every node of the cluster, by host, with its worker (``workers status``)."""
+    beats = {s["master"]: s for s in states(settings)}
+    running = supervisors(settings)
+    found = []
+    for node in sorted(cluster_nodes(settings), key=lambda n: (n.host, n.port)):
+        pid = next((p for h in running if (p := procs.running_pid(
+            settings.run_dir, worker_name(h, node.port), WORKER_MARKER))), None)
+        beat = beats.get(node.address, {}) if node.role == "master" else {}
+        found.append(NodeWorker(node.host, node.address, node.role, node.health,
+                                {k: v for k, v in beat.items() if k not in
+                                 ("master", "host", "tag")}, pid))
     return found
 
 
@@ -46,12 +136,15 @@ def is_ready(state: dict[str, str], fresh_s: float = HEARTBEAT_FRESH_S) -> bool:
     return state.get("ready") == "1" and age < fresh_s
 
 
-def wait_ready(settings: Settings, timeout: float, on_wait=None) -> list[dict[str, str]]:
-    """Block until every master's worker reports ready; raises TimeoutError."""
+def wait_ready(settings: Settings, timeout: float, on_wait=None,
+               host: str = "") -> list[dict[str, str]]:
+    """Block until the worker of every master (on ``host``, when given) reports ready;
+    raises TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
-        current = states(settings)
-        if current and all(is_ready(s) for s in current):
+        current = [s for s in states(settings)
+                   if not host or hostlayout.same_host(host, s["host"])]
+        if all(is_ready(s) for s in current) and (current or host):
             return current
         if time.monotonic() > deadline:
             missing = [s["master"] for s in current if not is_ready(s)]

@@ -14,10 +14,11 @@ from tests.helpers import cluster_settings, free_port, free_port_block
 __all__ = ["free_port", "free_port_block", "cluster_settings", "start_cluster"]
 
 
-def start_cluster(root, masters: int = 3, replicas: int = 1, attempts: int = 3):
-    """Settings of a running cluster under ``root``; retries when a port race is lost."""
+def start_cluster(root, masters: int = 3, replicas: int = 1, attempts: int = 3, **changes):
+    """Settings of a running cluster under ``root`` (with ``changes`` applied, e.g.
+    ``hosts``); retries when a port race is lost."""
     for attempt in range(attempts):
-        settings = cluster_settings(root / f"try{attempt}", masters, replicas)
+        settings = cluster_settings(root / f"try{attempt}", masters, replicas).replace(**changes)
         try:
             localcluster.up(settings)
             return settings

@@ -43,7 +43,7 @@ def qasearch(settings, *args: str, timeout: float = 600) -> str:
 def post(settings, body: bytes | dict, path: str = "/qasearch") -> tuple[int, dict]:
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     req = urllib.request.Request(
-        f"http://127.0.0.1:{settings.api_port}{path}", data=data,
+        f"http://{settings.api_host}:{settings.api_port}{path}", data=data,
         headers={"Content-Type": "application/json"}, method="POST",
     )
     try:

@@ -25,6 +25,7 @@ from tests.helpers import free_port_block
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 REDIS_SERVICES = [f"redis-{i}" for i in range(1, 7)]
+WORKER_SERVICES = [f"worker-{i}" for i in range(1, 7)]
 RUN_DIR = "/var/lib/qasearch/run"
 
 
@@ -48,8 +49,8 @@ def _depends(service: dict) -> dict:
 
 def test_every_service_is_complete_and_refers_to_what_exists(compose):
     services = compose["services"]
-    assert set(REDIS_SERVICES + ["init", "workers", "gateway", "prometheus", "grafana"]) <= set(
-        services)
+    assert set(REDIS_SERVICES + WORKER_SERVICES + ["init", "gateway", "prometheus",
+                                                   "grafana"]) <= set(services)
     named_volumes = set(compose.get("volumes") or {})
     for name, service in services.items():
         assert "image" in service or "build" in service, f"{name}: no image and no build"
@@ -85,15 +86,32 @@ def test_the_order_of_start_is_nodes_then_init_then_services(compose):
     nodes = init["environment"]["QASEARCH_COMPOSE_NODES"]
     assert [n.host for n in clusterform.parse_nodes(nodes)] == REDIS_SERVICES
     assert (REPO / init["command"][-1]).is_file()
-    for name in ("workers", "gateway"):
+    for name in [*WORKER_SERVICES, "gateway"]:
         assert _depends(services[name])["init"]["condition"] == "service_completed_successfully"
     for name in REDIS_SERVICES:
         assert services[name]["healthcheck"]["test"]
 
 
+def test_one_worker_service_beside_each_node_each_with_a_port_of_its_own(compose):
+    services = compose["services"]
+    ports = [int(services[name]["environment"]["QASEARCH_NODE_PORT"]) for name in REDIS_SERVICES]
+    assert len(set(ports)) == len(ports)  # pid and metrics target files are named by port
+    nodes = clusterform.parse_nodes(services["init"]["environment"]["QASEARCH_COMPOSE_NODES"])
+    assert [(n.host, n.port) for n in nodes] == list(zip(REDIS_SERVICES, ports))
+    env = services["gateway"]["environment"]
+    assert env["QASEARCH_REDIS_URL"] == ",".join(f"redis://{n.address}" for n in nodes)
+    for node, worker in zip(REDIS_SERVICES, WORKER_SERVICES):
+        # the supervisor of the node's own host: its worker, master or standby
+        assert services[worker]["command"] == ["python", "-m", "gears.supervisor",
+                                               "--host", node]
+        assert services[worker]["environment"]["QASEARCH_METRICS_HOST"] == "0.0.0.0"
+    assert "workers" not in services  # no container for all workers any more
+    assert set(WORKER_SERVICES) <= set(_depends(services["prometheus"]))
+
+
 def test_redis_nodes_are_configured_as_the_local_cluster_is():
     script = (REPO / "deploy" / "redis-node.sh").read_text()
-    for line in ("cluster-enabled yes", "notify-keyspace-events Em", "appendonly yes",
+    for line in ("port $port", "cluster-enabled yes", "notify-keyspace-events Em", "appendonly yes",
                  "cluster-require-full-coverage no", "cluster-node-timeout 2000",
                  "user default on resetpass #$unheld ~* &* +@all", "masterauth"):
         assert f"\n{line}" in script, f"redis-node.sh lacks {line!r}"
@@ -114,7 +132,7 @@ def test_prometheus_scrapes_gateway_and_workers_through_the_shared_run_volume(co
                      "qasearch-workers": f"{targets}/worker-*.json"}
     # prometheus sees the run volume that the gateway and the workers write their targets to
     assert mounts.get("run") == RUN_DIR
-    for name in ("gateway", "workers"):
+    for name in ["gateway", *WORKER_SERVICES]:
         service = compose["services"][name]
         assert dict(_mounts(service)).get("run") == RUN_DIR
         assert service["environment"]["QASEARCH_RUN_DIR"] == RUN_DIR

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from qasearch import credentials, localcluster
+from qasearch import credentials, hostlayout, localcluster
 from qasearch.commands import cluster_addnode
 from qasearch.errors import CommandError
 from qasearch.settings import Settings, load_settings
@@ -17,7 +17,7 @@ from qasearch.settings import Settings, load_settings
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings().replace(
         masters=args.masters, replicas_per_master=args.replicas, base_port=args.base_port,
-        data_dir=args.data_dir, host=args.host,
+        data_dir=args.data_dir, host=args.host, hosts=args.hosts,
     )
     if args.data_dir and not os.environ.get(credentials.PASSWORD_VAR):
         # a generated password belongs to its data folder: look it up for this one
@@ -59,6 +59,25 @@ def _missing(status: localcluster.ClusterStatus) -> bool:
             and status.passages < status.passages_recorded)
 
 
+def _host(address: str) -> str:
+    return address.rsplit(":", 1)[0]
+
+
+def _print_hosts(status: localcluster.ClusterStatus) -> None:
+    """Per host, its nodes; and every master that shares a host with a replica of its own
+    (losing that host would lose both copies of its partitions)."""
+    hosts = sorted({_host(n.address) for n in status.nodes})
+    if len(hosts) < 2:
+        return
+    for host in hosts:
+        here = [f"{n.port} {n.role}" for n in status.nodes if _host(n.address) == host]
+        print(f"  host {host}: {', '.join(here)}")
+    for m in status.masters:
+        for replica in m.replicas:
+            if _host(replica) == _host(m.address):
+                print(f"  WARNING master {m.address} and its replica {replica} share a host")
+
+
 def _print_status(status: localcluster.ClusterStatus) -> None:
     print(f"cluster_state {status.state}, {status.partitions} partitions")
     if status.state != "down":
@@ -75,6 +94,7 @@ def _print_status(status: localcluster.ClusterStatus) -> None:
             line += (f"\n      slots {ranges} ({m.slots})  tag {{{m.tag}}}  "
                      f"partitions {','.join(map(str, m.partitions)) or '-'}")
         print(line)
+    _print_hosts(status)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -89,6 +109,9 @@ def _up(args: argparse.Namespace) -> int:
         how = "created" if result.created else "restarted from its data"
         print(f"cluster {how} in {result.seconds:.2f} s "
               f"(started {len(result.started)} node(s)) under {settings.data_dir}")
+    if settings.hosts and not os.environ.get("QASEARCH_HOSTS"):
+        print(f"every other qasearch command finds these nodes with "
+              f"QASEARCH_HOSTS={settings.hosts} in its environment")
     _print_status(result.status)
     return 0
 
@@ -132,6 +155,25 @@ def _status(args: argparse.Namespace) -> int:
     return 0 if status.state == "ok" and not _missing(status) else 1
 
 
+def _plan(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.nodes:
+        print(hostlayout.node_list(settings))
+        return 0
+    places = hostlayout.placements(settings)
+    address = {p.port: p.address for p in places}
+    for host in hostlayout.hosts(settings):
+        print(f"host {host}")
+        for p in places:
+            if p.host == host:
+                role = "master" if p.master_port is None else (
+                    f"replica of {address[p.master_port]}")
+                print(f"  port {p.port}  {role}")
+    print(f"nodes in layout order (QASEARCH_COMPOSE_NODES of deploy/compose_init.py):\n"
+          f"  {hostlayout.node_list(settings)}")
+    return 0
+
+
 def _common() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--masters", type=int, help="number of masters (default: settings, 3)")
@@ -139,6 +181,9 @@ def _common() -> argparse.ArgumentParser:
     p.add_argument("--base-port", type=int, help="port of the first node (default: 7000)")
     p.add_argument("--data-dir", help="folder holding one sub-folder per node")
     p.add_argument("--host", help="loopback address to bind (default: 127.0.0.1)")
+    p.add_argument("--hosts", help="several loopback addresses, comma-separated, standing in "
+                                   "for hosts: master i on host i mod H, its replicas on the "
+                                   "next hosts (default: QASEARCH_HOSTS, else --host)")
     return p
 
 
@@ -177,4 +222,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="print the status as JSON")
     p.set_defaults(func=_status)
+    p = sub.add_parser(
+        "plan", parents=[common], help="which node goes on which host (starts nothing)",
+        description="Print, per host of --hosts (any names, not only loopback), the nodes "
+                    "the layout puts there: what to start on each real host. --nodes prints "
+                    "them as one HOST:PORT list in layout order, as deploy/compose_init.py "
+                    "takes it to form the cluster.",
+    )
+    p.add_argument("--nodes", action="store_true", help="only the HOST:PORT list")
+    p.set_defaults(func=_plan)
     cluster_addnode.register(sub, common, _settings)
