@@ -74,8 +74,9 @@ qasearch bench --queries "${QASEARCH_BENCH_QUERIES:-30}" --output "$results" \
     --eval-file data/squad/dev-v2.0-half.json --baseline-k 1,3,5,10,20 \
     --baseline-questions "${QASEARCH_BASELINE_QUESTIONS:-30}"
 
-step "chaos: a worker and a master killed with kill -9 and a model pushed, each under steady queries"
-qasearch chaos --events worker-kill,model-push,master-kill --json "$results/chaos.json"
+step "chaos: a model pushed right after the benchmark (then one that changes the embedder), a worker and a master killed with kill -9, each under steady queries (10 s deadlines)"
+qasearch chaos --events model-push,embedder-push,worker-kill,master-kill --timeout-ms 10000 \
+    --json "$results/chaos.json"
 
 step "answer quality: ${QASEARCH_EVAL_QUESTIONS:-300} questions of the SQuAD v2.0 dev half through /qasearch (caches off)"
 qasearch eval data/squad/dev-v2.0-half.json --mode open --sample "${QASEARCH_EVAL_QUESTIONS:-300}" \

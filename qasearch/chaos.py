@@ -6,6 +6,9 @@ Events, one at a time:
 ``model-push``   a new model version (a relabelled copy of the current package: same
                  weights, another version id) is pushed to every master, served, then
                  rolled back and deleted, so the system ends as it began
+``embedder-push``  the same, but the copy's embedder is relabelled too: every worker
+                 (and standby) builds all its indexes again with the "new" embedder
+                 before it swaps, and again on the rollback, the heaviest push there is
 ``worker-kill``  ``kill -9`` of one shard worker the supervisor started (its pid from
                  the run dir, checked against ``/proc``); the supervisor restarts it
 ``master-kill``  ``kill -9`` of one redis-server master of the local cluster; its
@@ -46,7 +49,7 @@ from qasearch import keys, localcluster, modelpkg, procs, scaleout, workers
 from qasearch.settings import Settings
 from qasearch.topology import masters, node_client
 
-EVENTS = ("model-push", "worker-kill", "master-kill", "add-node")
+EVENTS = ("model-push", "embedder-push", "worker-kill", "master-kill", "add-node")
 LOST_GRACE_S = 10.0
 SETTLE_S = 2.0
 RECOVERY_WAIT_S = 120.0  # at most this long past the event for a complete answer
@@ -237,14 +240,18 @@ def _all_serving(settings: Settings, version: str | None = None) -> bool:
         workers.is_ready(s) and (version is None or s.get("model") == version) for s in states)
 
 
-def model_push(settings: Settings) -> str:
-    """Push a relabelled copy of the current package, serve it, roll back, delete it."""
+def model_push(settings: Settings, relabel: tuple[str, ...] = ("reader",)) -> str:
+    """Push a relabelled copy of the current package, serve it, roll back, delete it.
+
+    Relabelling only the reader gives a new version id with the same tokenizer and
+    embedder ids, so the workers swap the reader without re-embedding passages;
+    relabelling the embedder too makes every worker re-embed every passage.
+    """
     current = modelpkg.load_current(settings)
     m = current.manifest
-    # same weights, another digest: a new version id, but the same tokenizer and
-    # embedder ids, so the workers swap the reader without re-embedding passages
     digests = dict(m["digests"])
-    digests["reader"] = f"{digests['reader']}+chaos-{int(time.time())}"
+    for part in relabel:  # same weights, another digest
+        digests[part] = f"{digests[part]}+chaos-{int(time.time())}"
     copy = modelpkg.make_package(
         name=f"{m['name']} (chaos copy)", source=m["source"], trained=m["trained"],
         reader=m["reader"], embedder=m["embedder"], reader_tokenizer=m["reader_tokenizer"],
@@ -303,7 +310,9 @@ def add_node(settings: Settings) -> str:
 
 
 ACTIONS: dict[str, Callable[[Settings], str]] = {
-    "model-push": model_push, "worker-kill": worker_kill, "master-kill": master_kill,
+    "model-push": model_push,
+    "embedder-push": lambda settings: model_push(settings, relabel=("reader", "embedder")),
+    "worker-kill": worker_kill, "master-kill": master_kill,
     "add-node": add_node,
 }
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from qasearch import hostlayout, keys, procs
 from qasearch.clusternodes import cluster_nodes
 from qasearch.settings import Settings, to_environ
+from qasearch.standbywire import StandbyCall
 from qasearch.topology import masters, node_client
 
 SUPERVISOR = "supervisor"
@@ -128,6 +129,48 @@ def node_workers(settings: Settings) -> list[NodeWorker]:
                                 {k: v for k, v in beat.items() if k not in
                                  ("master", "host", "tag")}, pid))
     return found
+
+
+def standby_states(settings: Settings, timeout_s: float = 2.0,
+                   host: str = "") -> dict[str, dict]:
+    """{replica address: its standby worker's answer to ``ping``} for every replica
+    (``{}`` when no standby listens there or it did not answer in ``timeout_s``); only
+    the replicas on ``host``, when given.
+
+    A replica refuses writes, so a standby keeps no heartbeat key: it is asked over
+    its channel (qasearch.standbywire), as the gateway asks it.
+    """
+    found = {}
+    for node in cluster_nodes(settings):
+        if node.role != "replica" or (host and not hostlayout.same_host(host, node.host)):
+            continue
+        client = node_client(node.host, node.port, settings, socket_timeout=5,
+                             socket_connect_timeout=1)
+        try:
+            call = StandbyCall.start(client, node.address, node.node_id,
+                                     {"op": "ping", "question": "", "deadline": 0})
+            reply = call.poll(timeout_s) if call else None
+            if call:
+                call.close()
+        finally:
+            client.close()
+        found[node.address] = reply or {}
+    return found
+
+
+def wait_standbys_ready(settings: Settings, timeout: float,
+                        host: str = "") -> dict[str, dict]:
+    """Block until every replica's standby (on ``host``, when given) answers ``ping`` as
+    ready; raises TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        current = standby_states(settings, host=host)
+        if all(s.get("ready") and s.get("standby") for s in current.values()):
+            return current
+        if time.monotonic() > deadline:
+            missing = [a for a, s in current.items() if not s.get("ready")]
+            raise TimeoutError(f"standbys not ready after {timeout:.0f}s: {', '.join(missing)}")
+        time.sleep(0.5)
 
 
 def is_ready(state: dict[str, str], fresh_s: float = HEARTBEAT_FRESH_S) -> bool:

@@ -1,9 +1,11 @@
 """A master killed with SIGKILL under a steady stream of queries.
 
-Its replica is promoted, the supervisor starts a worker for the new master, and
-no passage, tensor or model is lost. Every request in the window ends as an answer
-or as a response naming the missing partitions; none hangs past its deadline.
-Afterwards the old master is started again and rejoins as a replica.
+The standby worker beside its replica answers for its partitions from the
+replica's copy at once, and becomes the master's worker when the replica is
+promoted: no response that starts more than a second after the kill is partial,
+none is lost, none passes its deadline, and what a standby read is marked so. No
+passage, tensor or model is lost. Afterwards the old master is started again,
+rejoins as a replica, and its worker is a standby again.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import time
 from qasearch import keys, localcluster, modelpkg
 from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.topology import cluster_client, masters, node_client
-from qasearch.workers import is_ready
+from qasearch.workers import is_ready, wait_standbys_ready
 from tests.system import replicas_match_masters, wait_for
 from tests.traffic import Traffic
 
 DEADLINE_MS = 8000
+LATE_AFTER_S = 1.0  # a partial response that starts later than this after the kill fails
 
 
 def _corpus_counts(settings):
@@ -39,6 +42,7 @@ def _corpus_counts(settings):
 
 def test_master_failover_under_traffic(system):
     before = _corpus_counts(system)
+    wait_standbys_ready(system, timeout=300)
     victim = masters(system)[0]
     spec = next(s for s in localcluster.layout(system) if s.port == victim.port)
     pid = localcluster.node_pid(spec)
@@ -52,7 +56,8 @@ def test_master_failover_under_traffic(system):
             m.host, m.port, system).hgetall(keys.worker_state(m.tag)).items()}) for m in nodes)
 
     with Traffic(system, lambda n: {"search": f"What do plates do? ({n})", "cache": False,
-                                    "timeout_ms": DEADLINE_MS}, pause_s=0.05) as traffic:
+                                    "timeout_ms": DEADLINE_MS, "passages": True},
+                 pause_s=0.05) as traffic:
         time.sleep(1.0)
         killed_at = time.monotonic()
         os.kill(pid, signal.SIGKILL)
@@ -74,6 +79,18 @@ def test_master_failover_under_traffic(system):
         assert shards["answered"] + len(shards["failed"]) == shards["total"]
         for failure in shards["failed"]:
             assert failure["reason"] and failure["partitions"]
+        if sent.started > killed_at + LATE_AFTER_S:
+            assert not shards["failed"] and not shards["partitions"]["missing"], sent
+    # the standby beside the victim's replica answered for it, and said so
+    helped = [o for o in outcomes if o.started > killed_at and any(
+        s["node"] == victim.address for s in o.body["shards"]["standby"])]
+    assert helped, "no response was served by the victim's standby"
+    replica = helped[0].body["shards"]["standby"][0]["replica"]
+    assert replica in {f"{h}:{p}" for h, p in victim.replicas}
+    for sent in helped:
+        read_by_standby = {s["phase"] for s in sent.body["shards"]["standby"]}
+        if "read" in read_by_standby:
+            assert any(p["replica"] for p in sent.body["passages"]), sent
     promoted = next(m for m in masters(system) if m.ranges == victim.ranges)
     node = node_client(promoted.host, promoted.port, system)
     assert modelpkg.current_version(node, promoted.tag) is not None
@@ -94,3 +111,6 @@ def test_master_failover_under_traffic(system):
     # what arrived by replication is all there, on the new master and on the old one
     pairs = replicas_match_masters(system)
     assert all(a == b for a, b in pairs) and sum(a for a, _ in pairs) == before[0]
+    # and its worker, which outlived the node, serves as its standby again
+    standbys = wait_standbys_ready(system, timeout=300)
+    assert standbys[victim.address]["standby"] is True

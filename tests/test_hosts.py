@@ -151,11 +151,12 @@ def test_one_supervisor_per_host_and_failover_to_another_host(hosts_system):
         for host, port in m.replicas:
             assert wait_for(lambda h=host, p=port: _worker_pid(settings, h, p),
                             what=f"the standby worker of {host}:{port}")
+    workers.wait_standbys_ready(settings, timeout=300)
     status = _cli(settings, "workers", "status")
     assert status.returncode == 0
     assert [line.split()[1] for line in status.stdout.splitlines()
             if line.startswith("host ")] == HOSTS
-    assert status.stdout.count("standby worker") == 3
+    assert status.stdout.count("standby  ready 1") == 3, status.stdout
 
     victim = before[0]
     assert victim.host == HOSTS[0]

@@ -19,6 +19,7 @@ from api.search import TwoPhaseSearch
 from qasearch import keys, modelpkg
 from qasearch.models import LoadedModel
 from qasearch.topology import cluster_client, node_client
+from qasearch.workers import wait_standbys_ready
 from tests.system import owner_of_doc, post, qasearch, wait_for
 
 RARE = "zorblaxite"  # a word no other passage of the sample holds
@@ -151,12 +152,12 @@ class _StopBetweenPhases(TwoPhaseSearch):
         return super()._read(question, chosen, use_cache, deadline)
 
 
-def test_a_node_lost_between_the_phases_ends_as_a_partial_response(system, spread):
-    model = LoadedModel.from_package(modelpkg.load_current(system))
-    client = cluster_client(system)
+def _lose_a_node_between_the_phases(settings):
+    model = LoadedModel.from_package(modelpkg.load_current(settings))
+    client = cluster_client(settings)
     partitions = int(client.hget(keys.CORPUS_META, "partitions"))
     client.close()
-    search = _StopBetweenPhases(system, Fanout(system))
+    search = _StopBetweenPhases(settings, Fanout(settings))
     question = f"Where is {RARE} mined?"
     started = time.monotonic()
     try:
@@ -167,6 +168,13 @@ def test_a_node_lost_between_the_phases_ends_as_a_partial_response(system, sprea
             os.kill(search.stopped, signal.SIGCONT)
     took = time.monotonic() - started
     assert took < 3.0 + 2.0, took  # the deadline holds: no hang on the stopped node
+    return search, found
+
+
+def test_a_node_lost_between_the_phases_ends_as_a_partial_response(system, spread):
+    # no standby is asked (standby_after_ms 0: only a master that cannot be reached
+    # is, and this one's Redis still answers): the node's passages are missing
+    search, found = _lose_a_node_between_the_phases(system.replace(standby_after_ms=0))
     failed = [f for f in found.failed if f["node"] == search.victim.address]
     assert failed and failed[0]["phase"] == "read", found.failed
     assert "deadline" in failed[0]["reason"]
@@ -174,3 +182,16 @@ def test_a_node_lost_between_the_phases_ends_as_a_partial_response(system, sprea
     # the passages of the other nodes were read
     read_nodes = {owner_of_doc(system, p["doc_id"])[1].address for p in found.read}
     assert search.victim.address not in read_nodes and read_nodes
+
+
+def test_a_node_lost_between_the_phases_is_read_by_its_standby(system, spread):
+    wait_standbys_ready(system, timeout=300)
+    search, found = _lose_a_node_between_the_phases(system)  # standby_after_ms: 1 s
+    assert not found.failed and not found.missing, found.failed
+    helped = [s for s in found.standby if s["node"] == search.victim.address]
+    assert helped and helped[0]["phase"] == "read", found.standby
+    assert helped[0]["replica"] in {f"{h}:{p}" for h, p in search.victim.replicas}
+    by_standby = [p for p in found.read if p["replica"]]
+    assert by_standby and all(
+        owner_of_doc(system, p["doc_id"])[1].address == search.victim.address
+        for p in by_standby)

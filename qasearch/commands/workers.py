@@ -37,6 +37,13 @@ def _start(args: argparse.Namespace) -> int:
             print(f"  {s['master']}  ready  model {s.get('model')}  passages {s.get('passages')}")
         if host and not ready:
             print(f"  no master on {host} now; its replicas' workers stand by")
+        if settings.standby_workers:
+            try:
+                standbys = workers.wait_standbys_ready(settings, args.wait, host=host)
+            except TimeoutError as exc:
+                raise CommandError(f"{exc}; see {settings.run_dir}/worker-*.log") from None
+            for address, s in sorted(standbys.items()):
+                print(f"  {address}  standby ready  passages {s.get('passages')}")
     return 0
 
 
@@ -49,12 +56,17 @@ def _stop(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker_line(w: workers.NodeWorker) -> str:
+def _worker_line(w: workers.NodeWorker, standby: dict) -> str:
     s = w.heartbeat
     head = f"  {w.address:<21} {w.role:<8}" + ("" if w.health == "online" else f" {w.health}")
     local = f"  (worker pid {w.local_pid} started here)" if w.local_pid else ""
     if w.role != "master":
-        return head + ("  standby worker" + local if w.local_pid else "  no worker here")
+        if standby:
+            return head + (f"  standby  ready {int(bool(standby.get('ready')))}  model "
+                           f"{(standby.get('model') or {}).get('version')}  passages "
+                           f"{standby.get('passages')}" + local)
+        return head + ("  standby worker not answering" + local if w.local_pid
+                       else "  no worker here")
     if "pid" not in s:
         return head + "  no worker" + local
     return (
@@ -70,6 +82,7 @@ def _status(args: argparse.Namespace) -> int:
     running = workers.supervisors(settings)
     try:
         found = workers.node_workers(settings)
+        standbys = workers.standby_states(settings)
     except redis.RedisError as exc:
         raise CommandError(f"cannot reach the cluster: {exc}") from None
     if "" in running:
@@ -82,7 +95,7 @@ def _status(args: argparse.Namespace) -> int:
         print(f"host {host}" + (f"  supervisor pid {mine}" if mine else ""))
         for w in found:
             if w.host == host:
-                print(_worker_line(w))
+                print(_worker_line(w, standbys.get(w.address, {})))
     return 0
 
 
