@@ -36,6 +36,8 @@ STREAM_MAXLEN = 10_000
 TOPOLOGY_TTL_S = 2.0
 SUSPECT_S = 2.0  # after a master fails, its standby is asked first for this long
 HEDGE_SLICE_S = 0.01
+WATCH_SLICE_S = 0.25  # how often a late master's worker is checked on
+HEARTBEAT_STALE_S = 2.5  # a worker writes its heartbeat every second
 
 
 @dataclass
@@ -148,10 +150,10 @@ class Fanout:
                     waiting.append((master, fields, None, call))
                     continue
             try:
-                self.client(master).xadd(
+                entry = self.client(master).xadd(
                     keys.requests_stream(master.tag), fields, maxlen=STREAM_MAXLEN, approximate=True
                 )
-                waiting.append((master, fields, reply_key, None))
+                waiting.append((master, dict(fields, entry=entry), reply_key, None))
             except redis.RedisError as exc:
                 self._unreachable(master)
                 call = self._ask_standby(master, fields)
@@ -175,15 +177,21 @@ class Fanout:
         until = min(deadline, hedge_at) if master.replicas else deadline
         try:
             popped = self._pop(master, reply_key, until - time.time())
+            # a worker that holds the request and keeps its heartbeat is busy, not gone:
+            # asking a standby as well would only double a saturated system's work
+            while (popped is None and until < deadline and time.time() < deadline
+                   and self._working(master, fields["entry"])):
+                popped = self._pop(master, reply_key, min(WATCH_SLICE_S, deadline - time.time()))
         except redis.RedisError as exc:
             self._unreachable(master)
-            call = self._ask_standby(master, fields)
+            call = self._ask_standby(master, _without_entry(fields))
             if call is None:
                 return ShardReply(master, False, reason=f"reply failed: {exc}")
             return self._await_standby(master, call, deadline)
         if popped is not None:
             return _reply_of(master, popped)
-        call = self._ask_standby(master, fields) if time.time() < deadline else None
+        call = self._ask_standby(master, _without_entry(fields)) if time.time() < deadline \
+            else None
         if call is None:
             return ShardReply(master, False, reason="deadline exceeded")
         try:  # both may answer now: look at each in turn, in short slices
@@ -200,6 +208,21 @@ class Fanout:
         finally:
             call.close()
         return ShardReply(master, False, reason="deadline exceeded")
+
+    def _working(self, master: Master, entry: bytes | str) -> bool:
+        """True while a worker holds the request entry (it is pending in the group) and
+        its heartbeat is fresh; False when nobody took it, or its worker went silent (a
+        stopped process still has the entry: Redis hands it to a blocked read)."""
+        client = self.client(master)
+        try:
+            pipe = client.pipeline(transaction=False)
+            pipe.xpending_range(keys.requests_stream(master.tag), keys.WORKER_GROUP,
+                                min=entry, max=entry, count=1)
+            pipe.hget(keys.worker_state(master.tag), "heartbeat")
+            pending, beat = pipe.execute()
+        except redis.RedisError:
+            return False
+        return bool(pending) and time.time() - float(beat or 0) < HEARTBEAT_STALE_S
 
     def _pop(self, master: Master, reply_key: str, wait_s: float) -> dict | None:
         """The reply on ``reply_key`` within ``wait_s`` (none: only one already there)."""
@@ -235,6 +258,10 @@ class Fanout:
             if call is not None:
                 return call
         return None
+
+
+def _without_entry(fields: dict) -> dict:
+    return {k: v for k, v in fields.items() if k != "entry"}
 
 
 def _reply_of(master: Master, payload: dict, via: str = "") -> ShardReply:
