@@ -52,6 +52,11 @@ def start_background(settings: Settings, wait_s: float = 60.0) -> tuple[int, boo
     pid = procs.running_pid(settings.run_dir, GATEWAY, GATEWAY_MARKER)
     if pid is not None:
         return pid, False
+    if not procs.port_free(settings.api_host, settings.api_port):
+        # another process (another run folder's gateway?) holds it: its /healthz would
+        # answer for ours
+        raise RuntimeError(f"{settings.api_host}:{settings.api_port} is in use by another "
+                           f"process; stop it or choose QASEARCH_API_PORT")
     pid = procs.start(settings.run_dir, GATEWAY, gunicorn_command(settings), _environ(settings))
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:

@@ -48,6 +48,7 @@ from qasearch import durability, hostlayout, nodeacl, procs
 from qasearch.credentials import secret_file
 from qasearch.nodeacl import quote
 from qasearch.partitions import balanced_slot_ranges, owned_partitions
+from qasearch.procs import port_free
 from qasearch.settings import Settings
 from qasearch.topology import masters as topology_masters
 from qasearch.topology import node_client
@@ -175,17 +176,6 @@ def node_pid(spec: NodeSpec) -> int | None:
     # the config path is what is left when process titles are disabled.
     ours = "redis-server" in cmd and (f":{spec.port} " in cmd + " " or str(spec.conf) in cmd)
     return pid if ours and not procs.gone(pid) else None
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Same option Redis uses, so a port in TIME_WAIT counts as free, as it is for Redis.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _write_config(spec: NodeSpec, settings: Settings, ip: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -82,4 +83,17 @@ def stop(run_dir: str, name: str, marker: str, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def port_free(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (IPv4 or IPv6): a bind succeeds."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # Same option Redis and gunicorn use, so a port in TIME_WAIT counts as free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
     return True
