@@ -63,6 +63,9 @@ REPLY_TTL_S = 60
 KEYMISS_CHANNEL = "__keyevent@0__:keymiss"
 HOUSEKEEPING_S = 1.0
 INGEST_POLL_S = 0.1
+# a standby polls its replica's ingest streams less often: it serves only while its
+# master cannot, and each poll of its partitions costs CPU the masters' workers need
+STANDBY_POLL_S = 0.5
 
 
 class Worker:
@@ -479,7 +482,7 @@ class Worker:
                 # node down, failing over or refusing for a moment: keep trying
                 log.warning("node %s:%s: %s", self.host, self.port, exc)
                 self.stopping.wait(1.0)
-            self.stopping.wait(INGEST_POLL_S)
+            self.stopping.wait(STANDBY_POLL_S if self.ownership.standby else INGEST_POLL_S)
         self.pool.shutdown(wait=True)
         heartbeat.join(HOUSEKEEPING_S + 1)  # its last write must not follow the delete below
         self.batcher.close()
