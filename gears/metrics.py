@@ -27,6 +27,8 @@ describes (a partition the node lost, a model it swapped out):
                                         (read, not yet acknowledged), batcher (sequences
                                         waiting for a forward pass)
     qasearch_worker_partition_passages{partition}   passages in the in-memory index
+                                                    (masters' workers only)
+    qasearch_worker_standby                         1 while beside a replica
     qasearch_worker_model_info{version,trained}     1 for the model in service
     qasearch_worker_ready                           1 once the worker serves requests
 """
@@ -80,8 +82,8 @@ class WorkerCollector:
         w = self.worker
         depths = {"batcher": float(w.batcher.queued)}
         tag = w.ownership.node_tag
-        if tag is None:
-            return depths
+        if tag is None or w.ownership.standby:
+            return depths  # the request stream is the master's worker's (and its figure)
         try:
             groups = w.client.xinfo_groups(keys.requests_stream(tag))
         except redis.RedisError:
@@ -114,8 +116,9 @@ class WorkerCollector:
         passages = GaugeMetricFamily(prefix + "partition_passages",
                                      "Passages in the in-memory index of a partition",
                                      labels=["partition"])
-        for part, index in sorted(dict(w.indexes).items()):
-            passages.add_metric([partition_tag(part)], float(len(index)))
+        if not w.ownership.standby:  # a standby's copy would count every passage twice
+            for part, index in sorted(dict(w.indexes).items()):
+                passages.add_metric([partition_tag(part)], float(len(index)))
         yield passages
         info = GaugeMetricFamily(prefix + "model_info", "The model version in service",
                                  labels=["version", "trained"])
@@ -125,6 +128,9 @@ class WorkerCollector:
         yield info
         yield GaugeMetricFamily(prefix + "ready", "1 once the worker serves requests",
                                 value=float(w.ready.is_set()))
+        yield GaugeMetricFamily(prefix + "standby", "1 while the worker stands by beside "
+                                "a replica (gears/standby.py)",
+                                value=float(w.ownership.standby))
 
 
 def metrics_port(settings: Settings, node_port: int) -> int:

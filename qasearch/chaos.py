@@ -54,6 +54,7 @@ LOST_GRACE_S = 10.0
 SETTLE_S = 2.0
 RECOVERY_WAIT_S = 120.0  # at most this long past the event for a complete answer
 WAIT_S = 300.0
+REEMBED_WAIT_S = 1200.0  # an embedder push: every worker re-embeds its whole corpus
 LATE_AFTER_S = 1.0  # a partial answer sent later than this after the event counts as late
 
 
@@ -257,17 +258,23 @@ def model_push(settings: Settings, relabel: tuple[str, ...] = ("reader",)) -> st
         reader=m["reader"], embedder=m["embedder"], reader_tokenizer=m["reader_tokenizer"],
         embedder_tokenizer=m["embedder_tokenizer"], blobs=current.blobs, digests=digests,
     )
+    # re-embedding every passage (on the workers' low-priority threads) takes far
+    # longer than a reader swap, the more so on busy cores
+    wait_s = REEMBED_WAIT_S if "embedder" in relabel else WAIT_S
     modelpkg.push_to_cluster(settings, copy, progress=False)
-    _wait(f"every worker to serve {copy.version}", lambda: _all_serving(settings, copy.version))
-    for master in masters(settings):
-        node = node_client(master.host, master.port, settings, socket_timeout=60)
-        try:
-            modelpkg.rollback(node, master.tag)
-            modelpkg.delete_version(node, master.tag, copy.version)
-        finally:
-            node.close()
-    _wait(f"every worker back on {current.version}",
-          lambda: _all_serving(settings, current.version))
+    try:
+        _wait(f"every worker to serve {copy.version}",
+              lambda: _all_serving(settings, copy.version), timeout=wait_s)
+    finally:  # served or not, the system ends as it began
+        for master in masters(settings):
+            node = node_client(master.host, master.port, settings, socket_timeout=60)
+            try:
+                modelpkg.rollback(node, master.tag)
+                modelpkg.delete_version(node, master.tag, copy.version)
+            finally:
+                node.close()
+        _wait(f"every worker back on {current.version}",
+              lambda: _all_serving(settings, current.version), timeout=wait_s)
     return f"served {copy.version}, then rolled back to {current.version}"
 
 

@@ -56,7 +56,7 @@ def test_every_answer_is_its_passage_slice_and_the_head_is_flagged_untrained(sys
     assert status == 200, body
     assert body["results"], body
     assert body["model"]["trained"] is False and "untrained" in body["warning"]
-    assert body["shards"] == {"total": 3, "answered": 3, "failed": [],
+    assert body["shards"] == {"total": 3, "answered": 3, "failed": [], "standby": [],
                               "partitions": {"total": 24, "answered": 24, "missing": []}}
     assert body["took_ms"] > 0
     scores = [r["score"] for r in body["results"]]

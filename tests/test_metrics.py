@@ -103,9 +103,18 @@ def test_gateway_metrics_count_requests_by_route_and_status(system):
 
 
 def test_every_worker_serves_its_metrics_and_publishes_its_target(system):
-    targets = _worker_targets(system)
+    every = _worker_targets(system)
     nodes = {m.address: m for m in masters(system)}
-    assert sorted(t["labels"]["node"] for t in targets) == sorted(nodes)
+    replicas = {f"{h}:{p}" for m in nodes.values() for h, p in m.replicas}
+    # a standby beside each replica publishes its target too, and says it stands by
+    assert sorted(t["labels"]["node"] for t in every) == sorted([*nodes, *replicas])
+    targets = [t for t in every if t["labels"]["node"] in nodes]
+    for target in every:
+        if target["labels"]["node"] in replicas:
+            families = _families(f"http://{target['targets'][0]}/metrics")
+            (standby,) = families["qasearch_worker_standby"].samples
+            assert standby.value == 1.0
+            assert not families["qasearch_worker_partition_passages"].samples
     client = cluster_client(system)
     try:
         partitions = int(client.hget(keys.CORPUS_META, "partitions"))
@@ -281,7 +290,7 @@ def _traffic(system, tmp_path) -> None:
 def test_prometheus_evaluates_every_dashboard_expression(system, prometheus, tmp_path):
     def targets_up() -> bool:
         active = prometheus.api("targets")["activeTargets"]
-        return len(active) == 1 + len(masters(system)) and all(
+        return len(active) == 1 + len(_worker_targets(system)) and all(
             t["health"] == "up" for t in active
         )
 

@@ -222,12 +222,17 @@ def test_a_keyed_gateway_asks_for_the_key_and_then_answers(guarded, browser, tmp
 
 def test_a_partial_response_names_its_missing_partitions(system, browser, tmp_path):
     # One master's worker paused (SIGSTOP, by the pid its heartbeat gives: a worker this
-    # session's supervisor started) misses every deadline until it is resumed.
+    # session's supervisor started) misses every deadline until it is resumed; so does
+    # the standby beside its replica, paused too (else it would answer for the master).
     state = next(s for s in workers.states(system) if "pid" in s)
-    pid = int(state["pid"])
     master = next(m for m in masters(system) if m.address == state["master"])
+    replicas = {f"{h}:{p}" for h, p in master.replicas}
+    standbys = [w.local_pid for w in workers.node_workers(system)
+                if w.address in replicas and w.local_pid]
+    pids = [int(state["pid"]), *standbys]
     question = "Which partitions answer while one shard worker is paused?"
-    os.kill(pid, signal.SIGSTOP)
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
     try:
         with screenshot_on_failure(browser, tmp_path):
             open_page(browser, system)
@@ -242,6 +247,7 @@ def test_a_partial_response_names_its_missing_partitions(system, browser, tmp_pa
             failed = text(browser, "#failed")
             assert state["master"] in failed and "deadline exceeded" in failed, failed
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
         wait_for(lambda: all(workers.is_ready(s) for s in workers.states(system)), timeout=60,
                  what="every worker ready again after the pause")
