@@ -53,7 +53,7 @@ step "loading the corpus: the sample, and the SQuAD v2.0 dev half (646 paragraph
 qasearch load data/sample/corpus.jsonl --format jsonl
 qasearch load data/squad/dev-v2.0-half.json --format squad
 
-step "starting the shard workers (one per master)"
+step "starting the shard workers (one per node: a worker beside each master, a standby beside each replica)"
 qasearch workers start --wait 600
 
 step "starting the gateway"
