@@ -45,6 +45,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+import redis
+
 from qasearch import keys, localcluster, modelpkg, procs, scaleout, workers
 from qasearch.settings import Settings
 from qasearch.topology import masters, node_client
@@ -341,7 +343,8 @@ def run_event(settings: Settings, event: str, seconds: float, concurrency: int =
     note, event_ok = "", True
     try:
         note = ACTIONS[event](settings)
-    except (ChaosError, localcluster.ClusterError, modelpkg.ModelPackageError) as exc:
+    except (ChaosError, localcluster.ClusterError, modelpkg.ModelPackageError,
+            redis.RedisError) as exc:  # e.g. a slot that moved under the event
         note, event_ok = f"event failed: {exc}", False
     event_s = time.monotonic() - started
     end = max(t0 + seconds, time.monotonic() + SETTLE_S)
