@@ -27,7 +27,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api.metrics import observe_shard
-from qasearch import codec, keys
+from qasearch import codec, heartbeat, keys
 from qasearch.settings import Settings
 from qasearch.standbywire import StandbyCall
 from qasearch.topology import Master, masters, node_client
@@ -37,7 +37,6 @@ TOPOLOGY_TTL_S = 2.0
 SUSPECT_S = 2.0  # after a master fails, its standby is asked first for this long
 HEDGE_SLICE_S = 0.01
 WATCH_SLICE_S = 0.25  # how often a late master's worker is checked on
-HEARTBEAT_STALE_S = 2.5  # a worker writes its heartbeat every second
 
 
 @dataclass
@@ -222,7 +221,7 @@ class Fanout:
             pending, beat = pipe.execute()
         except redis.RedisError:
             return False
-        return bool(pending) and time.time() - float(beat or 0) < HEARTBEAT_STALE_S
+        return bool(pending) and time.time() - float(beat or 0) < heartbeat.SILENT_S
 
     def _pop(self, master: Master, reply_key: str, wait_s: float) -> dict | None:
         """The reply on ``reply_key`` within ``wait_s`` (none: only one already there)."""

@@ -90,13 +90,28 @@ def build_lexical(client: redis.Redis, lexical: LexicalIndex, part: int, pids: l
     lexical.refresh()
 
 
-def write_tensors(client: redis.Redis, part: int, staged: Staged) -> None:
+# Tensors are written only while their passage exists: a loader may delete the
+# passage (and its tensors) while the worker is still tensorizing it, and a plain HSET
+# afterwards would leave tensors nobody deletes. Both keys carry the partition's tag.
+_WRITE_IF_PASSAGE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV))
+return 1
+"""
+
+
+def write_tensors(client: redis.Redis, part: int, staged: Staged) -> int:
+    """Store each passage's tensor fields, atomically skipping passages that are gone
+    by now; returns how many were stored."""
     tag = partition_tag(part)
+    stored = 0
     for start in range(0, len(staged), BATCH):
         pipe = AskingPipeline(client)
         for pid, fields in staged[start : start + BATCH]:
-            pipe.hset(keys.tensors(tag, pid), mapping=fields)
-        pipe.execute()
+            flat = [v for pair in fields.items() for v in pair]
+            pipe.eval(_WRITE_IF_PASSAGE, 2, keys.passage(tag, pid), keys.tensors(tag, pid), *flat)
+        stored += sum(pipe.execute())
+    return stored
 
 
 # --- streams read through the workers' group ----------------------------------

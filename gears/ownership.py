@@ -57,12 +57,13 @@ class OwnershipTracker:
         self._client = client
         self._address = (host, port)
         self._candidates: dict[tuple[SlotRange, ...], list[int]] = {}
+        self.node_id = ""  # the node's cluster id, once read (its heartbeat names it)
 
     def _own_ranges(self) -> tuple[tuple[SlotRange, ...], bool]:
         """The node's slot ranges and False, or its master's ranges and True on a replica."""
         reply = self._client.execute_command("CLUSTER SLOTS", NEVER_DECODE=True)
         myid = self._client.execute_command("CLUSTER MYID")
-        myid = myid.decode() if isinstance(myid, bytes) else myid
+        myid = self.node_id = myid.decode() if isinstance(myid, bytes) else myid
         for master in masters_from_slots(reply):
             if master.node_id == myid:
                 return master.ranges, False

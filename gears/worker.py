@@ -392,6 +392,7 @@ class Worker:
         state = {
             "pid": os.getpid(),
             "node": f"{self.host}:{self.port}",
+            "node_id": self.tracker.node_id,  # tells a promoted replica's copy apart
             "consumer": self.consumer,
             "model": self.model.version if self.model else "",
             "trained": int(bool(self.model and self.model.trained)),

@@ -47,7 +47,7 @@ from dataclasses import asdict, dataclass, field
 
 import redis
 
-from qasearch import keys, localcluster, modelpkg, procs, scaleout, workers
+from qasearch import heartbeat, localcluster, modelpkg, procs, scaleout, workers
 from qasearch.settings import Settings
 from qasearch.topology import masters, node_client
 
@@ -215,15 +215,6 @@ def report(event: str, outcomes: list[Outcome], started: float, event_s: float) 
 # --------------------------------------------------------------------------- events
 
 
-def _heartbeat(settings: Settings, master) -> dict[str, str]:
-    client = node_client(master.host, master.port, settings, decode_responses=True,
-                         socket_timeout=5)
-    try:
-        return client.hgetall(keys.worker_state(master.tag))
-    finally:
-        client.close()
-
-
 def _wait(what: str, predicate: Callable[[], bool], timeout: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -238,9 +229,9 @@ def _wait(what: str, predicate: Callable[[], bool], timeout: float = WAIT_S) -> 
 
 def _all_serving(settings: Settings, version: str | None = None) -> bool:
     found = masters(settings)
-    states = [_heartbeat(settings, m) for m in found]
+    states = [workers.state(settings, m) for m in found]
     return bool(found) and all(
-        workers.is_ready(s) and (version is None or s.get("model") == version) for s in states)
+        heartbeat.is_ready(s) and (version is None or s.get("model") == version) for s in states)
 
 
 def model_push(settings: Settings, relabel: tuple[str, ...] = ("reader",)) -> str:
@@ -290,7 +281,7 @@ def worker_kill(settings: Settings) -> str:
                          f"status`)")
     os.kill(pid, signal.SIGKILL)
     _wait(f"a new worker for {victim.address}", lambda: (
-        (s := _heartbeat(settings, victim)) and workers.is_ready(s) and int(s["pid"]) != pid))
+        (s := workers.state(settings, victim)) and heartbeat.is_ready(s) and int(s["pid"]) != pid))
     return f"killed worker pid {pid} of {victim.address}"
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from qasearch import keys, localcluster, modelpkg, procs, workers
+from qasearch import heartbeat, keys, localcluster, modelpkg, procs, workers
 from qasearch.partitions import (
     SLOTS,
     SlotRange,
@@ -169,8 +169,7 @@ def _workers_running(settings: Settings) -> bool:
 
 
 def _heartbeat(node: Node, tag: str) -> dict[str, str]:
-    raw = node.client.hgetall(keys.worker_state(tag))
-    return {k.decode(): v.decode() for k, v in raw.items()}
+    return heartbeat.read_node(node.client, tag, node.address, node.node_id)
 
 
 def _wait_worker(node: Node, tag: str, timeout: float, what: str,
@@ -178,7 +177,7 @@ def _wait_worker(node: Node, tag: str, timeout: float, what: str,
     deadline = time.monotonic() + timeout
     while True:
         state = _heartbeat(node, tag)
-        if workers.is_ready(state) and done(state):
+        if heartbeat.is_ready(state) and done(state):
             return
         if time.monotonic() > deadline:
             raise ScaleOutError(f"timed out after {timeout:.0f}s waiting for the worker of "

@@ -14,16 +14,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qasearch import hostlayout, keys, procs
+from qasearch import heartbeat, hostlayout, procs
 from qasearch.clusternodes import cluster_nodes
 from qasearch.settings import Settings, to_environ
 from qasearch.standbywire import StandbyCall
-from qasearch.topology import masters, node_client
+from qasearch.topology import Master, masters, node_client
 
 SUPERVISOR = "supervisor"
 SUPERVISOR_MARKER = "gears.supervisor"
 WORKER_MARKER = "gears.worker"
-HEARTBEAT_FRESH_S = 5.0
 
 
 class WorkersError(RuntimeError):
@@ -90,18 +89,18 @@ def hosts_without_nodes(settings: Settings, host: str) -> list[str]:
     return sorted({n.host for n in nodes})
 
 
+def state(settings: Settings, master: Master) -> dict[str, str]:
+    """The heartbeat of ``master``'s worker (:func:`qasearch.heartbeat.read`)."""
+    client = node_client(master.host, master.port, settings, socket_timeout=5)
+    try:
+        return heartbeat.read(client, master)
+    finally:
+        client.close()
+
+
 def states(settings: Settings) -> list[dict[str, str]]:
-    """Each master's worker heartbeat hash (empty when the worker is absent)."""
-    found = []
-    for master in masters(settings):
-        client = node_client(master.host, master.port, settings, decode_responses=True)
-        try:
-            state = client.hgetall(keys.worker_state(master.tag))
-        finally:
-            client.close()
-        found.append({"master": master.address, "host": master.host, "tag": master.tag,
-                      **state})
-    return found
+    """Each master's worker heartbeat."""
+    return [state(settings, master) for master in masters(settings)]
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def node_workers(settings: Settings) -> list[NodeWorker]:
         beat = beats.get(node.address, {}) if node.role == "master" else {}
         found.append(NodeWorker(node.host, node.address, node.role, node.health,
                                 {k: v for k, v in beat.items() if k not in
-                                 ("master", "host", "tag")}, pid))
+                                 ("master", "master_id", "host", "tag")}, pid))
     return found
 
 
@@ -173,12 +172,6 @@ def wait_standbys_ready(settings: Settings, timeout: float,
         time.sleep(0.5)
 
 
-def is_ready(state: dict[str, str], fresh_s: float = HEARTBEAT_FRESH_S) -> bool:
-    """A worker is ready when it says so in a heartbeat of the last few seconds."""
-    age = time.time() - float(state.get("heartbeat", 0))
-    return state.get("ready") == "1" and age < fresh_s
-
-
 def wait_ready(settings: Settings, timeout: float, on_wait=None,
                host: str = "") -> list[dict[str, str]]:
     """Block until the worker of every master (on ``host``, when given) reports ready;
@@ -187,10 +180,10 @@ def wait_ready(settings: Settings, timeout: float, on_wait=None,
     while True:
         current = [s for s in states(settings)
                    if not host or hostlayout.same_host(host, s["host"])]
-        if all(is_ready(s) for s in current) and (current or host):
+        if all(heartbeat.is_ready(s) for s in current) and (current or host):
             return current
         if time.monotonic() > deadline:
-            missing = [s["master"] for s in current if not is_ready(s)]
+            missing = [s["master"] for s in current if not heartbeat.is_ready(s)]
             raise TimeoutError(f"workers not ready after {timeout:.0f}s: {', '.join(missing)}")
         if on_wait:
             on_wait(current)

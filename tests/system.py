@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from qasearch import keys, localcluster, modelpkg
+from qasearch import heartbeat, keys, localcluster, modelpkg
 from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
 from qasearch.settings import to_environ
 from qasearch.topology import cluster_client, masters, node_client
-from qasearch.workers import is_ready as workers_ready
 from qasearch.workers import states as worker_states
 from tests.helpers import HOST, free_port
 
@@ -127,7 +126,7 @@ def serving(settings, version: str, seen: dict[str, set] | None = None) -> bool:
     if seen is not None:
         seen["lapsed"].update(s["master"] for s in found if "pid" not in s)
         seen["loading"].update(s["loading"] for s in found if s.get("loading"))
-    return bool(found) and all(s.get("model") == version and workers_ready(s) for s in found)
+    return bool(found) and all(s.get("model") == version and heartbeat.is_ready(s) for s in found)
 
 
 def roll_back_and_delete(settings, before: str, version: str, timeout: float) -> None:

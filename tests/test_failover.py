@@ -14,10 +14,11 @@ import os
 import signal
 import time
 
-from qasearch import keys, localcluster, modelpkg
+from qasearch import keys, localcluster, modelpkg, workers
+from qasearch.heartbeat import is_ready
 from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.topology import cluster_client, masters, node_client
-from qasearch.workers import is_ready, wait_standbys_ready
+from qasearch.workers import wait_standbys_ready
 from tests.system import replicas_match_masters, wait_for
 from tests.traffic import Traffic
 
@@ -52,8 +53,7 @@ def test_master_failover_under_traffic(system):
         nodes = masters(system)
         if any(m.port == victim.port for m in nodes) or len(nodes) != 3:
             return False
-        return all(is_ready({k.decode(): v.decode() for k, v in node_client(
-            m.host, m.port, system).hgetall(keys.worker_state(m.tag)).items()}) for m in nodes)
+        return all(is_ready(workers.state(system, m)) for m in nodes)
 
     with Traffic(system, lambda n: {"search": f"What do plates do? ({n})", "cache": False,
                                     "timeout_ms": DEADLINE_MS, "passages": True},

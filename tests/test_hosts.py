@@ -18,10 +18,10 @@ import time
 import pytest
 
 from gears.supervisor import served
-from qasearch import clusterform, hostlayout, keys, localcluster, procs, workers
+from qasearch import clusterform, heartbeat, hostlayout, localcluster, procs, workers
 from qasearch.clusternodes import cluster_nodes
 from qasearch.settings import Settings, to_environ
-from qasearch.topology import masters, node_client
+from qasearch.topology import masters
 from tests.conftest import start_cluster
 from tests.helpers import free_port
 from tests.system import SAMPLE, post, qasearch, teardown, wait_for
@@ -96,14 +96,6 @@ def _worker_pid(settings, host: str, port: int) -> int | None:
     return procs.running_pid(settings.run_dir, workers.worker_name(host, port), "gears.worker")
 
 
-def _heartbeat(settings, master) -> dict[str, str]:
-    client = node_client(master.host, master.port, settings, decode_responses=True)
-    try:
-        return client.hgetall(keys.worker_state(master.tag))
-    finally:
-        client.close()
-
-
 def _complete(body: dict) -> bool:
     shards = body.get("shards", {})
     return (shards.get("answered") == shards.get("total") and not shards.get("failed")
@@ -147,7 +139,7 @@ def test_one_supervisor_per_host_and_failover_to_another_host(hosts_system):
     # every node is served by the supervisor of its own host: masters and standbys
     before = masters(settings)
     for m in before:
-        assert int(_heartbeat(settings, m)["pid"]) == _worker_pid(settings, m.host, m.port)
+        assert int(workers.state(settings, m)["pid"]) == _worker_pid(settings, m.host, m.port)
         for host, port in m.replicas:
             assert wait_for(lambda h=host, p=port: _worker_pid(settings, h, p),
                             what=f"the standby worker of {host}:{port}")
@@ -172,9 +164,9 @@ def test_one_supervisor_per_host_and_failover_to_another_host(hosts_system):
         heir = next((m for m in now if m.ranges == victim.ranges), None)
         if heir is None or heir.address != f"{heir_host}:{heir_port}":
             return None
-        state = _heartbeat(settings, heir)
-        return heir if workers.is_ready(state) and all(
-            workers.is_ready(_heartbeat(settings, m)) for m in now) else None
+        state = workers.state(settings, heir)
+        return heir if heartbeat.is_ready(state) and all(
+            heartbeat.is_ready(workers.state(settings, m)) for m in now) else None
 
     body = lambda n: {**question, "search": f"What do plates do? ({n})"}  # noqa: E731
     with Traffic(gw3, body, pause_s=0.05) as t3, Traffic(gw4, body, pause_s=0.05) as t4:
@@ -189,7 +181,7 @@ def test_one_supervisor_per_host_and_failover_to_another_host(hosts_system):
                                            for o in t.outcomes),
                      timeout=60, what="complete answers after the failover")
     # the standby process of host 127.0.0.3's supervisor became the master's worker
-    assert int(_heartbeat(settings, heir)["pid"]) == standby
+    assert int(workers.state(settings, heir)["pid"]) == standby
     assert _worker_pid(settings, heir_host, heir_port) == standby
     # the failed node's worker on 127.0.0.2 was stopped by its supervisor
     wait_for(lambda: _worker_pid(settings, victim.host, victim.port) is None,

@@ -9,12 +9,19 @@ import sys
 
 import pytest
 
+from gears import node_data
 from loaders.documents import LoadError
 from loaders.formats import read_documents
 from loaders.splitter import default_tokenizer
 from loaders.writer import write_documents
 from qasearch import keys
-from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
+from qasearch.partitions import (
+    in_ranges,
+    partition_for_doc,
+    partition_index,
+    partition_tag,
+    slot_of_tag,
+)
 from qasearch.settings import to_environ
 from qasearch.topology import cluster_client, masters, node_client
 
@@ -130,6 +137,25 @@ def test_stale_chunks_leave_index_tensors_and_say_so_on_the_stream(cluster, tmp_
     assert set(gone) <= set(_stream_pids(client, tag, "del"))
     assert client.hget(keys.document(tag, doc_id), "passages") == b"2"
     assert int(client.hget(keys.CORPUS_META, "version")) == version + 1
+    client.close()
+
+
+def test_a_worker_stores_no_tensors_for_a_passage_deleted_while_it_tensorized(cluster, tmp_path):
+    """The loader may delete a passage between the worker's read of its text and the
+    worker's write of its tensors; the write must then leave nothing behind."""
+    doc_id = "deleted-meanwhile"
+    _load(cluster, _write(tmp_path, "k.jsonl", [{"id": doc_id, "text": "kept\n\ngone"}]))
+    tag = _partition(cluster, doc_id)
+    owner = next(m for m in masters(cluster) if in_ranges(slot_of_tag(tag), m.ranges))
+    client = node_client(owner.host, owner.port, cluster)
+    kept, gone = keys.passage_id(doc_id, 0), keys.passage_id(doc_id, 1)
+    _load(cluster, _write(tmp_path, "k2.jsonl", [{"id": doc_id, "text": "kept"}]))
+    stored = node_data.write_tensors(client, partition_index(tag), [
+        (kept, {"ids": b"1", "reader_tok": b"t"}), (gone, {"ids": b"2", "reader_tok": b"t"})])
+    assert stored == 1
+    assert client.exists(keys.tensors(tag, kept))
+    assert not client.exists(keys.passage(tag, gone), keys.tensors(tag, gone))
+    client.delete(keys.tensors(tag, kept))  # not a real tensor: a worker makes its own
     client.close()
 
 

@@ -9,9 +9,9 @@ import time
 import urllib.error
 import urllib.request
 
-from qasearch import keys, modelpkg
+from qasearch import modelpkg, workers
+from qasearch.heartbeat import is_ready
 from qasearch.topology import masters, node_client
-from qasearch.workers import is_ready
 from tests.system import post, qasearch, wait_for
 from tests.traffic import Traffic
 
@@ -24,13 +24,8 @@ def _get(settings, path):
         return exc.code, exc.read()
 
 
-def _state(settings, master):
-    raw = node_client(master.host, master.port, settings).hgetall(keys.worker_state(master.tag))
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
 def _all_ready(settings):
-    return all(is_ready(_state(settings, m)) for m in masters(settings))
+    return all(is_ready(workers.state(settings, m)) for m in masters(settings))
 
 
 def test_health_and_readiness(system):
@@ -40,7 +35,7 @@ def test_health_and_readiness(system):
 
 def test_a_worker_killed_mid_traffic_is_restarted_and_no_request_is_lost(system):
     victim = masters(system)[0]
-    old_pid = int(_state(system, victim)["pid"])
+    old_pid = int(workers.state(system, victim)["pid"])
     outcomes: list[tuple[int, dict]] = []
 
     def ask(i):
@@ -62,7 +57,8 @@ def test_a_worker_killed_mid_traffic_is_restarted_and_no_request_is_lost(system)
         for failure in shards["failed"]:
             assert failure["reason"]
     new_state = wait_for(
-        lambda: (s := _state(system, victim)) and is_ready(s) and int(s["pid"]) != old_pid and s,
+        lambda: (s := workers.state(system, victim)) and is_ready(s)
+        and int(s["pid"]) != old_pid and s,
         timeout=120, what="a restarted worker",
     )
     assert int(new_state["pid"]) != old_pid
@@ -83,9 +79,9 @@ def test_a_broken_model_package_is_refused_and_the_running_model_keeps_serving(s
     modelpkg.push_to_cluster(system, broken, progress=False)
     try:
         for master in masters(system):
-            wait_for(lambda m=master: _state(system, m).get("refused") == broken.version,
+            wait_for(lambda m=master: workers.state(system, m).get("refused") == broken.version,
                      what=f"{master.address} to refuse the broken package")
-            assert _state(system, master)["model"] == good.version
+            assert workers.state(system, master)["model"] == good.version
         status, body = post(system, {"search": "What is insulin?", "cache": False})
         assert status == 200 and body["shards"]["answered"] == 3
         assert body["model"]["version"] == good.version
@@ -103,7 +99,7 @@ def test_model_push_and_rollback_under_traffic_fail_no_request(system):
     old = modelpkg.current_version(node_client(first.host, first.port, system), first.tag)
 
     def serving(version):
-        return all(_state(system, m).get("model") == version and is_ready(_state(system, m))
+        return all((s := workers.state(system, m)).get("model") == version and is_ready(s)
                    for m in masters(system))
 
     with Traffic(system, lambda n: {"search": f"How does insulin work? {n}", "cache": False,

@@ -26,7 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from qasearch import keys, localcluster, modelpkg, workers
+from qasearch import heartbeat, keys, localcluster, modelpkg, workers
 from qasearch.partitions import partition_tag
 from qasearch.settings import to_environ
 from qasearch.topology import cluster_client, masters, node_client
@@ -242,7 +242,7 @@ def test_restarts_of_every_node_keep_every_acknowledged_key(restartable):
 
 def is_ready(settings) -> list[bool]:
     states = workers.states(settings)
-    return [bool(states)] + [workers.is_ready(s) for s in states]
+    return [bool(states)] + [heartbeat.is_ready(s) for s in states]
 
 
 def _corrupt_aof_with_a_refused_command(folder, key: str) -> None:

@@ -15,7 +15,8 @@ import sys
 import urllib.error
 import urllib.request
 
-from qasearch import keys, localcluster, scaleout
+from qasearch import keys, localcluster, scaleout, workers
+from qasearch.heartbeat import is_ready
 from qasearch.partitions import (
     balanced_slot_ranges,
     owned_partitions,
@@ -23,8 +24,7 @@ from qasearch.partitions import (
     partition_tag,
 )
 from qasearch.settings import to_environ
-from qasearch.topology import Master, cluster_client, masters, node_client
-from qasearch.workers import is_ready
+from qasearch.topology import Master, cluster_client, masters
 from tests.conftest import start_cluster
 from tests.helpers import free_port
 from tests.system import SAMPLE, post, qasearch, wait_for
@@ -40,14 +40,6 @@ def _readyz(settings) -> int:
             return resp.status
     except urllib.error.HTTPError as exc:
         return exc.code
-
-
-def _heartbeat(settings, master) -> dict[str, str]:
-    client = node_client(master.host, master.port, settings, decode_responses=True)
-    try:
-        return client.hgetall(keys.worker_state(master.tag))
-    finally:
-        client.close()
 
 
 def test_the_plan_keeps_every_node_tag_and_deals_partitions_evenly():
@@ -106,7 +98,7 @@ def test_add_node_under_traffic_keeps_every_response_complete(tmp_path):
             owned = [partition_tag(p) for p in owned_partitions(master.ranges, PARTITIONS)]
             assert len(owned) == 6
             owned = [t for t in owned if t in loaded]
-            state = wait_for(lambda m=master, o=owned: (s := _heartbeat(settings, m))
+            state = wait_for(lambda m=master, o=owned: (s := workers.state(settings, m))
                              and is_ready(s) and s["partitions"].split(",") == o
                              and not s.get("warm") and s,
                              timeout=120, what=f"worker of {master.address} on its partitions")

@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from qasearch import keys, workers
+from qasearch import heartbeat, keys, workers
 from qasearch.partitions import owned_partitions, partition_tag
 from qasearch.topology import masters, node_client
 from tests.system import REPO, owner_of_doc, post, qasearch, wait_for
@@ -249,5 +249,5 @@ def test_a_partial_response_names_its_missing_partitions(system, browser, tmp_pa
     finally:
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
-        wait_for(lambda: all(workers.is_ready(s) for s in workers.states(system)), timeout=60,
+        wait_for(lambda: all(heartbeat.is_ready(s) for s in workers.states(system)), timeout=60,
                  what="every worker ready again after the pause")
