@@ -192,7 +192,9 @@ class Fanout:
         call = self._ask_standby(master, _without_entry(fields)) if time.time() < deadline \
             else None
         if call is None:
-            return ShardReply(master, False, reason="deadline exceeded")
+            # no standby heard the request (one swapping its model, say): the master's
+            # reply is the only one to come, and the request's deadline is not over
+            return self._await_master_only(master, reply_key, deadline)
         try:  # both may answer now: look at each in turn, in short slices
             while time.time() < deadline:
                 payload = call.poll(HEDGE_SLICE_S)
@@ -207,6 +209,16 @@ class Fanout:
         finally:
             call.close()
         return ShardReply(master, False, reason="deadline exceeded")
+
+    def _await_master_only(self, master: Master, reply_key: str, deadline: float) -> ShardReply:
+        try:
+            popped = self._pop(master, reply_key, deadline - time.time())
+        except redis.RedisError as exc:
+            self._unreachable(master)
+            return ShardReply(master, False, reason=f"reply failed: {exc}")
+        if popped is None:
+            return ShardReply(master, False, reason="deadline exceeded")
+        return _reply_of(master, popped)
 
     def _working(self, master: Master, entry: bytes | str) -> bool:
         """True while a worker holds the request entry (it is pending in the group) and
