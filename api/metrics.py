@@ -58,6 +58,7 @@ for _result in ("hit", "miss"):  # both series exist from the start, so rate() s
 EMBEDDER_SECONDS = Histogram("qasearch_gateway_embedder_seconds",
                              "Seconds spent embedding the question", buckets=LATENCY_BUCKETS)
 
+ROUTE = "/metrics"
 UNMATCHED_ROUTE = "unmatched"  # any path without a route: one label, not one per URL
 
 
@@ -126,6 +127,12 @@ def instrument(app: Flask, cluster) -> None:
             REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/metrics")
+    @app.get(ROUTE)
     def metrics() -> Response:
-        return Response(generate_latest(_registry(cluster)), content_type=CONTENT_TYPE_LATEST)
+        return exposition(cluster)
+
+
+def exposition(cluster) -> Response:
+    """``GET /metrics``: every family in Prometheus's text format, the gunicorn workers'
+    values added up (under ``PROMETHEUS_MULTIPROC_DIR``) and the nodes' memory read now."""
+    return Response(generate_latest(_registry(cluster)), content_type=CONTENT_TYPE_LATEST)

@@ -216,6 +216,12 @@ def document(settings: Settings, with_metrics: bool = False) -> dict:
     }
 
 
+def for_app(app: Flask, settings: Settings) -> dict:
+    """:func:`document` for the routes ``app`` has (so build it once they are all there)."""
+    routes = {rule.rule for rule in app.url_map.iter_rules()}
+    return document(settings, with_metrics="/metrics" in routes)
+
+
 def register(app: Flask, settings: Settings) -> None:
     """Serve :func:`document` at ``GET /openapi.json`` (built once, at the first request,
     when every route is known)."""
@@ -224,6 +230,5 @@ def register(app: Flask, settings: Settings) -> None:
     @app.get(ROUTE)
     def openapi_json() -> tuple[Response, int]:
         if not built:
-            routes = {rule.rule for rule in app.url_map.iter_rules()}
-            built.append(document(settings, with_metrics="/metrics" in routes))
+            built.append(for_app(app, settings))
         return jsonify(built[0]), 200

@@ -31,16 +31,31 @@ def _protect(response: Response) -> Response:
     return response
 
 
+def shipped_files() -> frozenset[str]:
+    """The names of the files in api/static/: these and nothing else are served."""
+    return frozenset(p.name for p in STATIC_DIR.iterdir() if p.is_file())
+
+
+def index() -> Response:
+    """``GET /``: the page itself."""
+    return _protect(send_from_directory(STATIC_DIR, "index.html", mimetype="text/html"))
+
+
+def static_file(name: str, shipped: frozenset[str]) -> Response:
+    """``GET /static/<name>``: one of the ``shipped`` files; any other name is a 404."""
+    if name not in shipped:
+        abort(404)
+    return _protect(send_from_directory(STATIC_DIR, name))
+
+
 def register(app: Flask) -> None:
     """Serve the page at ``GET /`` and its script and style under ``/static/``."""
-    shipped = {p.name for p in STATIC_DIR.iterdir() if p.is_file()}  # nothing else is served
+    shipped = shipped_files()  # read once, at start
 
     @app.get(ROUTE)
     def page() -> Response:
-        return _protect(send_from_directory(STATIC_DIR, "index.html", mimetype="text/html"))
+        return index()
 
     @app.get(STATIC_PREFIX + "<name>")
     def page_file(name: str) -> Response:
-        if name not in shipped:
-            abort(404)
-        return _protect(send_from_directory(STATIC_DIR, name))
+        return static_file(name, shipped)
