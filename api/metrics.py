@@ -111,8 +111,8 @@ def _registry(cluster) -> CollectorRegistry:
     return registry
 
 
-def instrument(app: Flask, cluster) -> None:
-    """Count and time every request of ``app``, and serve ``GET /metrics``."""
+def instrument(app: Flask) -> None:
+    """Count and time every request of ``app`` (its ``GET /metrics`` is :func:`exposition`)."""
 
     @app.before_request
     def _start_timer() -> None:
@@ -126,10 +126,6 @@ def instrument(app: Flask, cluster) -> None:
         if started is not None:
             REQUEST_SECONDS.labels(route).observe(time.perf_counter() - started)
         return response
-
-    @app.get(ROUTE)
-    def metrics() -> Response:
-        return exposition(cluster)
 
 
 def exposition(cluster) -> Response:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask
 
 from api.validation import default_num_results, default_top_k
 from qasearch.apiclient import API_KEY_HEADER
@@ -220,15 +220,3 @@ def for_app(app: Flask, settings: Settings) -> dict:
     """:func:`document` for the routes ``app`` has (so build it once they are all there)."""
     routes = {rule.rule for rule in app.url_map.iter_rules()}
     return document(settings, with_metrics="/metrics" in routes)
-
-
-def register(app: Flask, settings: Settings) -> None:
-    """Serve :func:`document` at ``GET /openapi.json`` (built once, at the first request,
-    when every route is known)."""
-    built: list[dict] = []
-
-    @app.get(ROUTE)
-    def openapi_json() -> tuple[Response, int]:
-        if not built:
-            built.append(for_app(app, settings))
-        return jsonify(built[0]), 200

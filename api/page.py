@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, Response, abort, send_from_directory
+from flask import Response, abort, send_from_directory
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ROUTE = "/"
@@ -46,16 +46,3 @@ def static_file(name: str, shipped: frozenset[str]) -> Response:
     if name not in shipped:
         abort(404)
     return _protect(send_from_directory(STATIC_DIR, name))
-
-
-def register(app: Flask) -> None:
-    """Serve the page at ``GET /`` and its script and style under ``/static/``."""
-    shipped = shipped_files()  # read once, at start
-
-    @app.get(ROUTE)
-    def page() -> Response:
-        return index()
-
-    @app.get(STATIC_PREFIX + "<name>")
-    def page_file(name: str) -> Response:
-        return static_file(name, shipped)
