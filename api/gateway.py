@@ -22,6 +22,7 @@ from redis.retry import Retry
 from api import metrics, openapi, page, readiness
 from api.embedding import NoModel, QuestionEmbedder
 from api.fanout import Fanout
+from api.guards import json_error
 from api.response_cache import ResponseCache
 from api.search import Outcome, TwoPhaseSearch
 from api.validation import BadRequest, QueryRequest, parse_query
@@ -53,11 +54,6 @@ def no_answer(results: list[dict], read: list[dict]) -> tuple[bool, float | None
     if not results:
         return True, null
     return null is not None and null > results[0]["reader_score"], null
-
-
-def error(status: int, message: str) -> tuple[Response, int]:
-    """The gateway's one error shape: ``{"error": message}`` with ``status``."""
-    return jsonify({"error": message}), status
 
 
 def _ms_since(started: float) -> float:
@@ -100,7 +96,7 @@ class Gateway:
         # A bounded number of requests in flight per gateway process: past it, say
         # "come back shortly" at once instead of letting every latency grow.
         if not self.inflight.acquire(blocking=False):
-            response, status = error(503, "overloaded: too many requests in flight")
+            response, status = json_error(503, "overloaded: too many requests in flight")
             response.headers["Retry-After"] = "1"
             return response, status
         try:
@@ -135,11 +131,11 @@ class Gateway:
 
     def not_found(self, _exc: Exception) -> tuple[Response, int]:
         """404 for a path without a route, naming the one route that answers questions."""
-        return error(404, "not found; POST /qasearch with {\"search\": \"...\"}")
+        return json_error(404, "not found; POST /qasearch with {\"search\": \"...\"}")
 
     def not_allowed(self, _exc: Exception) -> tuple[Response, int]:
         """405 for a route asked with a method it does not take."""
-        return error(405, "method not allowed")
+        return json_error(405, "method not allowed")
 
     # -- answering a question ----------------------------------------------------------
 
@@ -149,13 +145,13 @@ class Gateway:
         try:
             query = parse_query(raw, self.settings)
         except BadRequest as exc:
-            return error(400, str(exc))
+            return json_error(400, str(exc))
         try:
             model = self.current_model()
         except NoModel as exc:
-            return error(503, str(exc))
+            return json_error(503, str(exc))
         except (redis.RedisError, OSError, IndexError) as exc:
-            return error(503, f"cluster unavailable: {exc}")
+            return json_error(503, f"cluster unavailable: {exc}")
         cache_key = self.cache_key(query, model) if query.cache else None
         cached = self.responses.get(cache_key) if cache_key else None
         if cached is not None:

@@ -50,7 +50,8 @@ def key_matches(presented: str | None, expected: str) -> bool:
                                expected.encode("utf-8"))
 
 
-def _json_error(status: int, message: str) -> tuple[Response, int]:
+def json_error(status: int, message: str) -> tuple[Response, int]:
+    """The gateway's one error shape: ``{"error": message}`` with ``status``."""
     return jsonify({"error": message}), status
 
 
@@ -63,16 +64,16 @@ def install(app: Flask, settings: Settings) -> None:
         def require_api_key() -> tuple[Response, int] | None:
             if is_public(request.path) or key_matches(presented_key(), settings.api_key):
                 return None
-            response, status = _json_error(
+            response, status = json_error(
                 401, f"missing or wrong API key: send it in the {API_KEY_HEADER} header")
             response.headers["WWW-Authenticate"] = 'Bearer realm="qasearch"'
             return response, status
 
     @app.errorhandler(413)
     def too_large(_exc: Exception) -> tuple[Response, int]:
-        return _json_error(413, f"request body larger than {settings.max_body_bytes} bytes")
+        return json_error(413, f"request body larger than {settings.max_body_bytes} bytes")
 
     @app.errorhandler(HTTPException)
     def other_http_error(exc: HTTPException) -> tuple[Response, int]:
         # Werkzeug's own refusals (malformed requests, ...) as JSON like every other error.
-        return _json_error(exc.code or 500, exc.description or exc.name)
+        return json_error(exc.code or 500, exc.description or exc.name)
