@@ -237,12 +237,8 @@ class Worker:
         return handled
 
     def _apply(self, part: int, entries: list) -> None:
-        """Apply ingest entries (``op=set|del``, ``pid``) to the indexes and tensors."""
-        sets, dels = [], []
-        for _entry_id, fields in entries:
-            pid = fields[b"pid"].decode()
-            (dels if fields.get(b"op") == b"del" else sets).append(pid)
-        self._changed(part, sets, dels)
+        """Apply ingest entries to the indexes and tensors."""
+        self._changed(part, *node_data.ingest_changes(entries))
 
     def _changed(self, part: int, sets: list[str], dels: list[str]) -> None:
         self.engine.drop_passage_answers(partition_tag(part), sets + dels)
