@@ -43,11 +43,10 @@ from gears import metrics, node_data, reader
 from gears.answering import find_candidates, read_passages
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
-from gears.lexical import LexicalIndex
-from gears.ownership import Ownership, OwnershipTracker
+from gears.ownership import OwnershipTracker
 from gears.retrieval import PartitionIndex
+from gears.shard_state import ShardState
 from gears.standby import IngestTail, StandbyListener
-from gears.stats import WorkerStats
 from gears.tensorize import PassageText, embedding_input, tensorize
 from qasearch import codec, keys, modelpkg
 from qasearch.models import LoadedModel
@@ -70,23 +69,14 @@ STANDBY_POLL_S = 0.5
 
 class Worker:
     def __init__(self, settings: Settings, host: str, port: int) -> None:
-        self.settings = settings
-        self.host, self.port = host, port
         # READONLY on every connection: a replica then serves its master's slots
-        self.client = node_client(host, port, settings, readonly=True, socket_timeout=30)
-        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
-        self.tracker = OwnershipTracker(self.client, host, port)
-        self.ownership = Ownership(ranges=(), node_tag=None, partitions=())
-        self.model: LoadedModel | None = None
-        self.indexes: dict[int, PartitionIndex] = {}
-        self.lexical = LexicalIndex()  # every partition of the node, one BM25 index
-        self.stopping = threading.Event()
-        self.ready = threading.Event()
-        self._groups: set[str] = set()
+        client = node_client(host, port, settings, readonly=True, socket_timeout=30)
+        self.state = ShardState(settings, host, port, client,
+                                consumer=f"{socket.gethostname()}-{os.getpid()}")
+        self.tracker = OwnershipTracker(client, host, port)
         self._refused_version = ""
         self._loading_version = ""  # a model being loaded, its indexes built (heartbeat)
         self._housekept = 0.0  # when housekeeping last completed (heartbeat)
-        self._lock = threading.Lock()
         self.batcher = DynamicBatcher(
             self._forward,
             max_batch_size=settings.max_batch_size,
@@ -94,27 +84,24 @@ class Worker:
             name="reader-batcher",
         )
         self.pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="request")
-        self.counters = {"requests": 0, "errors": 0, "passages_tokenised": 0}
-        self.stats = WorkerStats()
-        self.engine = AnswerEngine(self.client, self.batcher, settings, self.stats)
-        self.tail = IngestTail(self.client)  # a standby's positions in the ingest streams
-        self.listener = StandbyListener(self.client, self.answer, self.pool.submit,
-                                        self.stopping)
-        self.metrics_port = 0  # set by run(): where this worker's /metrics listens
+        self.engine = AnswerEngine(client, self.batcher, settings, self.state.stats)
+        self.tail = IngestTail(client)  # a standby's positions in the ingest streams
+        self.listener = StandbyListener(client, self.answer, self.pool.submit,
+                                        self.state.stopping)
         self.supervisor_pid = 0  # when set, the worker stops once that parent is gone
 
     # --- model --------------------------------------------------------------
     def _forward(self, windows: list) -> list[tuple[np.ndarray, np.ndarray]]:
-        model = self.model
-        ids, mask, types = reader.pad_batch(windows, self.settings.length_bucket_tokens)
+        model = self.state.model
+        ids, mask, types = reader.pad_batch(windows, self.state.settings.length_bucket_tokens)
         started = time.perf_counter()
         try:
             start, end = model.reader_logits(ids, mask, types)
         except Exception:
-            self.stats.add(model.version, errors=1)
+            self.state.stats.add(model.version, errors=1)
             raise
         elapsed = time.perf_counter() - started
-        self.stats.add(
+        self.state.stats.add(
             model.version, batches=1, samples=len(windows), duration_ms=elapsed * 1000.0,
         )
         metrics.observe_batch(len(windows), elapsed)
@@ -122,15 +109,16 @@ class Worker:
 
     def _refresh_model(self) -> bool:
         """Load the node's current model package if it is new; True when one is loaded."""
-        tag = self.ownership.node_tag
+        tag = self.state.ownership.node_tag
         if tag is None:
-            return self.model is not None
-        version = modelpkg.current_version(self.client, tag)
-        if version is None or (self.model is not None and self.model.version == version):
-            return self.model is not None
+            return self.state.model is not None
+        version = modelpkg.current_version(self.state.client, tag)
+        model = self.state.model
+        if version is None or (model is not None and model.version == version):
+            return self.state.model is not None
         if version == self._refused_version:
-            return self.model is not None
-        log.info("loading model %s from %s:%s", version, self.host, self.port)
+            return self.state.model is not None
+        log.info("loading model %s from %s:%s", version, self.state.host, self.state.port)
         self._loading_version = version
         try:
             return self._swap_in(tag, version)
@@ -139,16 +127,16 @@ class Worker:
 
     def _swap_in(self, tag: str, version: str) -> bool:
         try:
-            package = modelpkg.load(self.client, tag, version)
-            loaded = LoadedModel.from_package(package, threads=self.settings.torch_threads)
+            package = modelpkg.load(self.state.client, tag, version)
+            loaded = LoadedModel.from_package(package, threads=self.state.settings.torch_threads)
         except (modelpkg.ModelPackageError, RuntimeError, ValueError, KeyError) as exc:
             # A corrupt or incompatible package must not take the node down: keep
             # serving the version already loaded, and do not retry this one.
             self._refused_version = version
             log.error("model %s refused, still serving %s: %s", version,
-                      self.model.version if self.model else "nothing", exc)
-            return self.model is not None
-        previous = self.model
+                      self.state.model.version if self.state.model else "nothing", exc)
+            return self.state.model is not None
+        previous = self.state.model
         if previous is not None and (
             previous.reader_tokenizer_id != loaded.reader_tokenizer_id
             or previous.embedder_id != loaded.embedder_id
@@ -158,18 +146,18 @@ class Worker:
             # step, so no request ever sees an empty or half-built index. The new tensors
             # are stored after the swap; a request that meets tensors of the other
             # tokenizer meanwhile tokenises that passage itself (gears.answering).
-            built = {part: node_data.build_index(self.client, part, loaded)
-                     for part in list(self.indexes)}
-            with self._lock:
-                self.model = loaded
-                self.indexes = {part: index for part, (index, _) in built.items()}
+            built = {part: node_data.build_index(self.state.client, part, loaded)
+                     for part in list(self.state.indexes)}
+            with self.state.lock:
+                self.state.model = loaded
+                self.state.indexes = {part: index for part, (index, _) in built.items()}
             for part, (_, staged) in built.items():
                 self._write_tensors(part, staged)
         else:
-            with self._lock:
-                self.model = loaded
+            with self.state.lock:
+                self.state.model = loaded
         if previous is not None:
-            for tag in self.ownership.tags():
+            for tag in self.state.ownership.tags():
                 self.engine.drop_partition_answers(tag)  # made by the previous model
         log.info("model %s in service (trained=%s)", loaded.version, loaded.trained)
         return True
@@ -179,60 +167,61 @@ class Worker:
         """Tensorize ``passages`` into the indexes, and store their tensors (on a master:
         a standby's replica refuses writes, and the master's worker stores them)."""
         with metrics.EMBEDDER_SECONDS.time():
-            results = tensorize(self.model, passages)
-        if not self.ownership.standby:
-            node_data.write_tensors(self.client, part, [
+            results = tensorize(self.state.model, passages)
+        if not self.state.ownership.standby:
+            node_data.write_tensors(self.state.client, part, [
                 (passage.pid, fields) for passage, (fields, _) in zip(passages, results)])
         index = self._index(part)
         for passage, (_, vector) in zip(passages, results):
             index.upsert(passage.pid, vector)
-        self.lexical.upsert_many(part, [(p.pid, embedding_input(p.title, p.text))
+        self.state.lexical.upsert_many(part, [(p.pid, embedding_input(p.title, p.text))
                                         for p in passages])
-        self.counters["passages_tokenised"] += len(passages)
+        self.state.counters["passages_tokenised"] += len(passages)
 
     def _index(self, part: int) -> PartitionIndex:
-        with self._lock:
-            index = self.indexes.get(part)
+        with self.state.lock:
+            index = self.state.indexes.get(part)
             if index is None:
-                index = self.indexes[part] = PartitionIndex(self.model.embedding_dim)
+                index = self.state.indexes[part] = PartitionIndex(self.state.model.embedding_dim)
             return index
 
     def _write_tensors(self, part: int, staged: list[tuple[str, dict[str, bytes]]]) -> None:
-        if self.ownership.standby:
+        if self.state.ownership.standby:
             return  # a replica refuses writes; the master's worker stores these
-        node_data.write_tensors(self.client, part, staged)
-        self.counters["passages_tokenised"] += len(staged)
+        node_data.write_tensors(self.state.client, part, staged)
+        self.state.counters["passages_tokenised"] += len(staged)
 
     def reconcile(self, part: int) -> None:
         """Load a partition fully, then serve it: current tensors go into the index,
         missing or stale ones are made and stored; every text goes into the BM25 index."""
         tag = partition_tag(part)
-        if self.ownership.standby:
+        if self.state.ownership.standby:
             self.tail.mark(part)  # every change from here on is read by _follow_replica
-        elif part in self.ownership.partitions:
-            node_data.ensure_group(self.client, self._groups, keys.ingest_stream(tag), start_id="$")
-        index, staged = node_data.build_index(self.client, part, self.model)
+        elif part in self.state.ownership.partitions:
+            node_data.ensure_group(self.state.client, self.state.groups, keys.ingest_stream(tag),
+                                   start_id="$")
+        index, staged = node_data.build_index(self.state.client, part, self.state.model)
         self._write_tensors(part, staged)
-        node_data.build_lexical(self.client, self.lexical, part, index.pids())
-        with self._lock:
-            self.indexes[part] = index
+        node_data.build_lexical(self.state.client, self.state.lexical, part, index.pids())
+        with self.state.lock:
+            self.state.indexes[part] = index
         log.info("partition %s: %d passages (%d tokenised now)", tag, len(index), len(staged))
 
     def _ingest_once(self) -> int:
         """Process what is waiting on the ingest streams; returns entries handled."""
-        if self.ownership.standby:
+        if self.state.ownership.standby:
             return self._follow_replica()
         handled = 0
-        for part in self.ownership.partitions:
-            if part not in self.indexes:
+        for part in self.state.ownership.partitions:
+            if part not in self.state.indexes:
                 self.reconcile(part)
             stream = keys.ingest_stream(partition_tag(part))
-            if stream not in self._groups:
+            if stream not in self.state.groups:
                 # a partition warmed while importing has no group yet
-                node_data.ensure_group(self.client, self._groups, stream, start_id="$")
-                handled += node_data.adopt_pending(self.client, self.consumer, stream,
+                node_data.ensure_group(self.state.client, self.state.groups, stream, start_id="$")
+                handled += node_data.adopt_pending(self.state.client, self.state.consumer, stream,
                                                    lambda e, p=part: self._apply(p, e))
-            handled += node_data.read_group(self.client, self.consumer, stream, ">",
+            handled += node_data.read_group(self.state.client, self.state.consumer, stream, ">",
                                             lambda e, p=part: self._apply(p, e))
         return handled
 
@@ -243,15 +232,15 @@ class Worker:
     def _changed(self, part: int, sets: list[str], dels: list[str]) -> None:
         self.engine.drop_passage_answers(partition_tag(part), sets + dels)
         if sets:
-            self._store_tensors(part, node_data.passage_texts(self.client, part, sets))
+            self._store_tensors(part, node_data.passage_texts(self.state.client, part, sets))
         for pid in dels:
             self._index(part).remove(pid)
-            self.lexical.remove(part, pid)
+            self.state.lexical.remove(part, pid)
 
     def _follow_replica(self) -> int:
         """A standby's ingest: the master's changes as they reach the replica."""
-        for part in self.ownership.partitions:
-            if part not in self.indexes or not self.tail.tracked(part):
+        for part in self.state.ownership.partitions:
+            if part not in self.state.indexes or not self.tail.tracked(part):
                 self.reconcile(part)
         changes = self.tail.poll()
         for part, (sets, dels) in changes.items():
@@ -263,7 +252,7 @@ class Worker:
         """A request from the node's stream: answered on its reply list, then acknowledged."""
         payload = self.answer(fields)
         reply_key = fields[b"reply"].decode()
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self.state.client.pipeline(transaction=False)
         pipe.rpush(reply_key, json.dumps(payload))
         pipe.expire(reply_key, REPLY_TTL_S)
         pipe.xack(stream, keys.WORKER_GROUP, entry_id)
@@ -275,14 +264,14 @@ class Worker:
         payload: dict
         try:
             if fields.get(b"op") == b"ping":
-                return {"ok": True, "ready": self.ready.is_set(),
-                        "passages": sum(len(i) for i in dict(self.indexes).values()),
+                return {"ok": True, "ready": self.state.ready.is_set(),
+                        "passages": sum(len(i) for i in dict(self.state.indexes).values()),
                         **self._identity()}
             deadline = float(fields[b"deadline"])
             if time.time() * 1000.0 > deadline:
                 raise TimeoutError("deadline passed before the worker picked the request up")
-            with self._lock:  # model and indexes swap together (_refresh_model)
-                model, indexes = self.model, dict(self.indexes)
+            with self.state.lock:  # model and indexes swap together (_refresh_model)
+                model, indexes = self.state.model, dict(self.state.indexes)
             text = fields[b"question"].decode()
             with metrics.REQUEST_SECONDS.time():
                 if fields.get(b"op") == b"read":
@@ -291,15 +280,15 @@ class Worker:
                         use_cache=fields.get(b"cache", b"1") == b"1")
                 else:
                     payload = find_candidates(
-                        self.engine, indexes, self.lexical, text,
+                        self.engine, indexes, self.state.lexical, text,
                         self._question_vector(model, text, fields), int(fields[b"depth"]),
                         self._unloaded(fields, indexes))
             payload["ok"] = True
-            self.counters["requests"] += 1
+            self.state.counters["requests"] += 1
         except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
             log.exception("request failed")
             payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            self.counters["errors"] += 1
+            self.state.counters["errors"] += 1
         payload.update(self._identity())
         return payload
 
@@ -316,34 +305,34 @@ class Worker:
         """Partitions of the corpus (count sent by the gateway) in this node's slots
         that it holds no index of: empty ones, or ones still loading."""
         total = int(fields.get(b"partitions", b"0") or 0)
-        ranges = self.ownership.ranges
+        ranges = self.state.ownership.ranges
         return [p for p in range(min(total, MAX_PARTITIONS)) if p not in indexes
                 and in_ranges(slot_of_tag(partition_tag(p)), ranges)]
 
     def _identity(self) -> dict:
-        model = self.model
+        model = self.state.model
         return {
-            "node": f"{self.host}:{self.port}",
-            "partitions": self.ownership.tags(),
+            "node": f"{self.state.host}:{self.state.port}",
+            "partitions": self.state.ownership.tags(),
             "model": {"version": model.version, "trained": model.trained} if model else None,
-            "standby": self.ownership.standby,  # answered from a replica's copy
+            "standby": self.state.ownership.standby,  # answered from a replica's copy
         }
 
     def _request_loop(self) -> None:
-        while not self.stopping.is_set():
-            tag = self.ownership.node_tag
-            if tag is None or not self.ready.is_set() or not self.ownership.is_master:
+        while not self.state.stopping.is_set():
+            tag = self.state.ownership.node_tag
+            if tag is None or not self.state.ready.is_set() or not self.state.ownership.is_master:
                 time.sleep(0.2)  # a standby is asked over its channel (gears.standby)
                 continue
             stream = keys.requests_stream(tag)
-            if stream not in self._groups:
-                node_data.ensure_group(self.client, self._groups, stream)
+            if stream not in self.state.groups:
+                node_data.ensure_group(self.state.client, self.state.groups, stream)
                 node_data.claim_orphans(
-                    self.client, self.consumer, stream,
+                    self.state.client, self.state.consumer, stream,
                     lambda e, f, s=stream: self.pool.submit(self._handle, s, e, f))
             try:
-                reply = self.client.xreadgroup(
-                    keys.WORKER_GROUP, self.consumer, {stream: ">"}, count=16, block=500
+                reply = self.state.client.xreadgroup(
+                    keys.WORKER_GROUP, self.state.consumer, {stream: ">"}, count=16, block=500
                 )
             except redis.RedisError as exc:
                 log.warning("reading requests: %s", exc)
@@ -356,14 +345,14 @@ class Worker:
     # --- key-miss trigger -----------------------------------------------------
     def _keymiss_loop(self) -> None:
         """GETs of missing answer keys on this node make the worker compute them."""
-        while not self.stopping.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        while not self.state.stopping.is_set():
+            pubsub = self.state.client.pubsub(ignore_subscribe_messages=True)
             try:
                 pubsub.subscribe(KEYMISS_CHANNEL)
-                while not self.stopping.is_set():
+                while not self.state.stopping.is_set():
                     message = pubsub.get_message(timeout=0.5)
-                    serving = self.ready.is_set() and self.ownership.is_master
-                    if message and serving and self.model is not None:
+                    serving = self.state.ready.is_set() and self.state.ownership.is_master
+                    if message and serving and self.state.model is not None:
                         key = message["data"]
                         if isinstance(key, bytes) and key.startswith(b"bertqa{"):
                             self.pool.submit(self._answer_keymiss, key.decode("utf-8", "replace"))
@@ -374,95 +363,95 @@ class Worker:
 
     def _answer_keymiss(self, key: str) -> None:
         try:
-            self.engine.on_keymiss(self.model, key, set(self.ownership.tags()))
+            self.engine.on_keymiss(self.state.model, key, set(self.state.ownership.tags()))
         except Exception:  # noqa: BLE001 - a bad key must not stop the worker
             log.exception("key-miss answer for %r failed", key)
 
     # --- housekeeping -------------------------------------------------------
     def _heartbeat(self) -> None:
-        tag = self.ownership.node_tag
-        if tag is None or self.ownership.standby:
+        tag = self.state.ownership.node_tag
+        if tag is None or self.state.ownership.standby:
             return  # a replica refuses writes: a standby answers ``ping`` instead
-        with self._lock:
-            indexes = dict(self.indexes)
+        with self.state.lock:
+            indexes = dict(self.state.indexes)
         state = {
             "pid": os.getpid(),
-            "node": f"{self.host}:{self.port}",
+            "node": f"{self.state.host}:{self.state.port}",
             "node_id": self.tracker.node_id,  # tells a promoted replica's copy apart
-            "consumer": self.consumer,
-            "model": self.model.version if self.model else "",
-            "trained": int(bool(self.model and self.model.trained)),
-            "partitions": ",".join(self.ownership.tags()),
+            "consumer": self.state.consumer,
+            "model": self.state.model.version if self.state.model else "",
+            "trained": int(bool(self.state.model and self.state.model.trained)),
+            "partitions": ",".join(self.state.ownership.tags()),
             # loaded while the slot is still being imported (cluster add-node)
-            "warm": ",".join(partition_tag(p) for p in self.ownership.importing
+            "warm": ",".join(partition_tag(p) for p in self.state.ownership.importing
                              if p in indexes),
             "passages": sum(len(i) for i in indexes.values()),
-            "ready": int(self.ready.is_set()),
+            "ready": int(self.state.ready.is_set()),
             "refused": self._refused_version,
             "loading": self._loading_version,
             "housekept": self._housekept,
             "heartbeat": time.time(),
-            "metrics_port": self.metrics_port,
+            "metrics_port": self.state.metrics_port,
             "batches": self.batcher.batches,
             "sequences": self.batcher.items,
-            **self.counters,
+            **self.state.counters,
         }
-        self.stats.flush(self.client, tag)
-        pipe = self.client.pipeline(transaction=False)
+        self.state.stats.flush(self.state.client, tag)
+        pipe = self.state.client.pipeline(transaction=False)
         pipe.hset(keys.worker_state(tag), mapping=state)
         pipe.expire(keys.worker_state(tag), HEARTBEAT_TTL_S)
         pipe.execute()
 
     def _housekeeping(self) -> None:
-        before, self.ownership = self.ownership, self.tracker.read()
-        if before.standby and self.ownership.is_master:
+        before, self.state.ownership = self.state.ownership, self.tracker.read()
+        if before.standby and self.state.ownership.is_master:
             # promoted: the indexes are current already; only the channels change
             log.info("node promoted: the standby now serves %s as master",
-                     self.ownership.node_tag)
+                     self.state.ownership.node_tag)
             self.tail.forget()
-            self._groups.clear()  # request and ingest groups are joined (and adopted) anew
-        elif before.is_master and self.ownership.standby:
+            self.state.groups.clear()  # request and ingest groups are joined (and adopted) anew
+        elif before.is_master and self.state.ownership.standby:
             # demoted (a restarted master rejoins as a replica, possibly resynced in
             # full): index again from what the replica holds
-            log.info("node is a replica now: standby for %s", self.ownership.node_tag)
-            with self._lock:
-                for part in list(self.indexes):
-                    self.lexical.drop_partition(part)
-                self.indexes = {}
+            log.info("node is a replica now: standby for %s", self.state.ownership.node_tag)
+            with self.state.lock:
+                for part in list(self.state.indexes):
+                    self.state.lexical.drop_partition(part)
+                self.state.indexes = {}
             self.tail.forget()
-            self._groups.clear()
-        self.engine.read_only = self.ownership.standby
-        keep = set(self.ownership.partitions) | set(self.ownership.importing)
-        with self._lock:
-            for part in list(self.indexes):
+            self.state.groups.clear()
+        self.engine.read_only = self.state.ownership.standby
+        keep = set(self.state.ownership.partitions) | set(self.state.ownership.importing)
+        with self.state.lock:
+            for part in list(self.state.indexes):
                 if part not in keep:
-                    del self.indexes[part]
-                    self.lexical.drop_partition(part)
+                    del self.state.indexes[part]
+                    self.state.lexical.drop_partition(part)
         if self._refresh_model():
-            for part in self.ownership.importing:
-                if part not in self.indexes:
+            for part in self.state.ownership.importing:
+                if part not in self.state.indexes:
                     self.reconcile(part)  # loaded before the slot switches to this node
         self._housekept = time.time()
 
     def _heartbeat_loop(self) -> None:
-        while not self.stopping.is_set():
+        while not self.state.stopping.is_set():
             try:
                 self._heartbeat()
             except redis.RedisError as exc:
-                log.warning("heartbeat on %s:%s: %s", self.host, self.port, exc)
-            self.stopping.wait(HOUSEKEEPING_S)
+                log.warning("heartbeat on %s:%s: %s", self.state.host, self.state.port, exc)
+            self.state.stopping.wait(HOUSEKEEPING_S)
 
     def run(self) -> None:
-        self.metrics_port = metrics.serve(self)
+        self.state.metrics_port = metrics.serve(self.state, self.batcher)
         threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
         threading.Thread(target=self._keymiss_loop, name="keymiss", daemon=True).start()
         threading.Thread(target=self.listener.run, name="standby", daemon=True).start()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
-        log.info("worker for %s:%s started (consumer %s)", self.host, self.port, self.consumer)
-        _lower_priority(self.settings.background_nice)  # this thread only, started last
+        log.info("worker for %s started (consumer %s)", self.state.node, self.state.consumer)
+        _lower_priority(self.state.settings.background_nice)  # this thread only, started last
         next_housekeeping = 0.0
-        while not self.stopping.is_set():
+        while not self.state.stopping.is_set():
             if self.supervisor_pid and os.getppid() != self.supervisor_pid:
                 # the supervisor died: a new one starts workers of its own
                 log.warning("supervisor (pid %d) is gone; stopping", self.supervisor_pid)
@@ -471,21 +460,23 @@ class Worker:
                 if time.monotonic() >= next_housekeeping:
                     self._housekeeping()
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_S
-                if self.model is not None:
+                if self.state.model is not None:
                     self._ingest_once()
-                    self.lexical.refresh()  # a no-op unless passages changed
-                    self.ready.set()
+                    self.state.lexical.refresh()  # a no-op unless passages changed
+                    self.state.ready.set()
             except redis.RedisError as exc:
                 # node down, failing over or refusing for a moment: keep trying
-                log.warning("node %s:%s: %s", self.host, self.port, exc)
-                self.stopping.wait(1.0)
-            self.stopping.wait(STANDBY_POLL_S if self.ownership.standby else INGEST_POLL_S)
+                log.warning("node %s:%s: %s", self.state.host, self.state.port, exc)
+                self.state.stopping.wait(1.0)
+            standby = self.state.ownership.standby
+            self.state.stopping.wait(STANDBY_POLL_S if standby else INGEST_POLL_S)
         self.pool.shutdown(wait=True)
         heartbeat.join(HOUSEKEEPING_S + 1)  # its last write must not follow the delete below
         self.batcher.close()
-        metrics.withdraw(self)
-        if self.ownership.node_tag:
-            self.client.delete(keys.worker_state(self.ownership.node_tag))  # not ready any more
+        metrics.withdraw(self.state)
+        tag = self.state.ownership.node_tag
+        if tag:
+            self.state.client.delete(keys.worker_state(tag))  # not ready any more
 
 
 def _lower_priority(nice: int) -> None:
@@ -519,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     worker = Worker(load_settings(), args.host, args.port)
     worker.supervisor_pid = args.supervisor_pid
-    signal.signal(signal.SIGTERM, lambda *_: worker.stopping.set())
+    signal.signal(signal.SIGTERM, lambda *_: worker.state.stopping.set())
     worker.run()
     return 0
 
