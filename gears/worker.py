@@ -43,11 +43,10 @@ from gears import metrics, node_data, reader
 from gears.answering import find_candidates, read_passages
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
+from gears.indexing import Indexer
 from gears.ownership import OwnershipTracker
-from gears.retrieval import PartitionIndex
 from gears.shard_state import ShardState
 from gears.standby import IngestTail, StandbyListener
-from gears.tensorize import PassageText, embedding_input, tensorize
 from qasearch import codec, keys, modelpkg
 from qasearch.models import LoadedModel
 from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
@@ -86,6 +85,7 @@ class Worker:
         self.pool = ThreadPoolExecutor(REQUEST_THREADS, thread_name_prefix="request")
         self.engine = AnswerEngine(client, self.batcher, settings, self.state.stats)
         self.tail = IngestTail(client)  # a standby's positions in the ingest streams
+        self.indexer = Indexer(self.state, self.engine, self.tail)
         self.listener = StandbyListener(client, self.answer, self.pool.submit,
                                         self.state.stopping)
         self.supervisor_pid = 0  # when set, the worker stops once that parent is gone
@@ -152,7 +152,7 @@ class Worker:
                 self.state.model = loaded
                 self.state.indexes = {part: index for part, (index, _) in built.items()}
             for part, (_, staged) in built.items():
-                self._write_tensors(part, staged)
+                self.indexer.write_tensors(part, staged)
         else:
             with self.state.lock:
                 self.state.model = loaded
@@ -161,91 +161,6 @@ class Worker:
                 self.engine.drop_partition_answers(tag)  # made by the previous model
         log.info("model %s in service (trained=%s)", loaded.version, loaded.trained)
         return True
-
-    # --- partitions and tensors --------------------------------------------
-    def _store_tensors(self, part: int, passages: list[PassageText]) -> None:
-        """Tensorize ``passages`` into the indexes, and store their tensors (on a master:
-        a standby's replica refuses writes, and the master's worker stores them)."""
-        with metrics.EMBEDDER_SECONDS.time():
-            results = tensorize(self.state.model, passages)
-        if not self.state.ownership.standby:
-            node_data.write_tensors(self.state.client, part, [
-                (passage.pid, fields) for passage, (fields, _) in zip(passages, results)])
-        index = self._index(part)
-        for passage, (_, vector) in zip(passages, results):
-            index.upsert(passage.pid, vector)
-        self.state.lexical.upsert_many(part, [(p.pid, embedding_input(p.title, p.text))
-                                        for p in passages])
-        self.state.counters["passages_tokenised"] += len(passages)
-
-    def _index(self, part: int) -> PartitionIndex:
-        with self.state.lock:
-            index = self.state.indexes.get(part)
-            if index is None:
-                index = self.state.indexes[part] = PartitionIndex(self.state.model.embedding_dim)
-            return index
-
-    def _write_tensors(self, part: int, staged: list[tuple[str, dict[str, bytes]]]) -> None:
-        if self.state.ownership.standby:
-            return  # a replica refuses writes; the master's worker stores these
-        node_data.write_tensors(self.state.client, part, staged)
-        self.state.counters["passages_tokenised"] += len(staged)
-
-    def reconcile(self, part: int) -> None:
-        """Load a partition fully, then serve it: current tensors go into the index,
-        missing or stale ones are made and stored; every text goes into the BM25 index."""
-        tag = partition_tag(part)
-        if self.state.ownership.standby:
-            self.tail.mark(part)  # every change from here on is read by _follow_replica
-        elif part in self.state.ownership.partitions:
-            node_data.ensure_group(self.state.client, self.state.groups, keys.ingest_stream(tag),
-                                   start_id="$")
-        index, staged = node_data.build_index(self.state.client, part, self.state.model)
-        self._write_tensors(part, staged)
-        node_data.build_lexical(self.state.client, self.state.lexical, part, index.pids())
-        with self.state.lock:
-            self.state.indexes[part] = index
-        log.info("partition %s: %d passages (%d tokenised now)", tag, len(index), len(staged))
-
-    def _ingest_once(self) -> int:
-        """Process what is waiting on the ingest streams; returns entries handled."""
-        if self.state.ownership.standby:
-            return self._follow_replica()
-        handled = 0
-        for part in self.state.ownership.partitions:
-            if part not in self.state.indexes:
-                self.reconcile(part)
-            stream = keys.ingest_stream(partition_tag(part))
-            if stream not in self.state.groups:
-                # a partition warmed while importing has no group yet
-                node_data.ensure_group(self.state.client, self.state.groups, stream, start_id="$")
-                handled += node_data.adopt_pending(self.state.client, self.state.consumer, stream,
-                                                   lambda e, p=part: self._apply(p, e))
-            handled += node_data.read_group(self.state.client, self.state.consumer, stream, ">",
-                                            lambda e, p=part: self._apply(p, e))
-        return handled
-
-    def _apply(self, part: int, entries: list) -> None:
-        """Apply ingest entries to the indexes and tensors."""
-        self._changed(part, *node_data.ingest_changes(entries))
-
-    def _changed(self, part: int, sets: list[str], dels: list[str]) -> None:
-        self.engine.drop_passage_answers(partition_tag(part), sets + dels)
-        if sets:
-            self._store_tensors(part, node_data.passage_texts(self.state.client, part, sets))
-        for pid in dels:
-            self._index(part).remove(pid)
-            self.state.lexical.remove(part, pid)
-
-    def _follow_replica(self) -> int:
-        """A standby's ingest: the master's changes as they reach the replica."""
-        for part in self.state.ownership.partitions:
-            if part not in self.state.indexes or not self.tail.tracked(part):
-                self.reconcile(part)
-        changes = self.tail.poll()
-        for part, (sets, dels) in changes.items():
-            self._changed(part, sets, dels)
-        return sum(len(s) + len(d) for s, d in changes.values())
 
     # --- requests -----------------------------------------------------------
     def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
@@ -414,23 +329,16 @@ class Worker:
             # demoted (a restarted master rejoins as a replica, possibly resynced in
             # full): index again from what the replica holds
             log.info("node is a replica now: standby for %s", self.state.ownership.node_tag)
-            with self.state.lock:
-                for part in list(self.state.indexes):
-                    self.state.lexical.drop_partition(part)
-                self.state.indexes = {}
+            self.indexer.drop_all()
             self.tail.forget()
             self.state.groups.clear()
         self.engine.read_only = self.state.ownership.standby
-        keep = set(self.state.ownership.partitions) | set(self.state.ownership.importing)
-        with self.state.lock:
-            for part in list(self.state.indexes):
-                if part not in keep:
-                    del self.state.indexes[part]
-                    self.state.lexical.drop_partition(part)
+        self.indexer.drop_except(set(self.state.ownership.partitions)
+                                 | set(self.state.ownership.importing))
         if self._refresh_model():
             for part in self.state.ownership.importing:
                 if part not in self.state.indexes:
-                    self.reconcile(part)  # loaded before the slot switches to this node
+                    self.indexer.reconcile(part)  # loaded before the slot switches to this node
         self._housekept = time.time()
 
     def _heartbeat_loop(self) -> None:
@@ -461,7 +369,7 @@ class Worker:
                     self._housekeeping()
                     next_housekeeping = time.monotonic() + HOUSEKEEPING_S
                 if self.state.model is not None:
-                    self._ingest_once()
+                    self.indexer.ingest_once()
                     self.state.lexical.refresh()  # a no-op unless passages changed
                     self.state.ready.set()
             except redis.RedisError as exc:
