@@ -44,10 +44,11 @@ from gears.answering import find_candidates, read_passages
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
 from gears.indexing import Indexer
+from gears.model_swap import ModelSwap
 from gears.ownership import OwnershipTracker
 from gears.shard_state import ShardState
 from gears.standby import IngestTail, StandbyListener
-from qasearch import codec, keys, modelpkg
+from qasearch import codec, keys
 from qasearch.models import LoadedModel
 from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
 from qasearch.settings import Settings, load_settings
@@ -73,8 +74,6 @@ class Worker:
         self.state = ShardState(settings, host, port, client,
                                 consumer=f"{socket.gethostname()}-{os.getpid()}")
         self.tracker = OwnershipTracker(client, host, port)
-        self._refused_version = ""
-        self._loading_version = ""  # a model being loaded, its indexes built (heartbeat)
         self._housekept = 0.0  # when housekeeping last completed (heartbeat)
         self.batcher = DynamicBatcher(
             self._forward,
@@ -86,6 +85,7 @@ class Worker:
         self.engine = AnswerEngine(client, self.batcher, settings, self.state.stats)
         self.tail = IngestTail(client)  # a standby's positions in the ingest streams
         self.indexer = Indexer(self.state, self.engine, self.tail)
+        self.model_swap = ModelSwap(self.state, self.engine, self.indexer)
         self.listener = StandbyListener(client, self.answer, self.pool.submit,
                                         self.state.stopping)
         self.supervisor_pid = 0  # when set, the worker stops once that parent is gone
@@ -106,61 +106,6 @@ class Worker:
         )
         metrics.observe_batch(len(windows), elapsed)
         return [(start[i], end[i]) for i in range(len(windows))]
-
-    def _refresh_model(self) -> bool:
-        """Load the node's current model package if it is new; True when one is loaded."""
-        tag = self.state.ownership.node_tag
-        if tag is None:
-            return self.state.model is not None
-        version = modelpkg.current_version(self.state.client, tag)
-        model = self.state.model
-        if version is None or (model is not None and model.version == version):
-            return self.state.model is not None
-        if version == self._refused_version:
-            return self.state.model is not None
-        log.info("loading model %s from %s:%s", version, self.state.host, self.state.port)
-        self._loading_version = version
-        try:
-            return self._swap_in(tag, version)
-        finally:
-            self._loading_version = ""
-
-    def _swap_in(self, tag: str, version: str) -> bool:
-        try:
-            package = modelpkg.load(self.state.client, tag, version)
-            loaded = LoadedModel.from_package(package, threads=self.state.settings.torch_threads)
-        except (modelpkg.ModelPackageError, RuntimeError, ValueError, KeyError) as exc:
-            # A corrupt or incompatible package must not take the node down: keep
-            # serving the version already loaded, and do not retry this one.
-            self._refused_version = version
-            log.error("model %s refused, still serving %s: %s", version,
-                      self.state.model.version if self.state.model else "nothing", exc)
-            return self.state.model is not None
-        previous = self.state.model
-        if previous is not None and (
-            previous.reader_tokenizer_id != loaded.reader_tokenizer_id
-            or previous.embedder_id != loaded.embedder_id
-        ):
-            # Another tokenizer or embedder: build every index with the new model first
-            # (the old one keeps serving meanwhile), then swap model and indexes in one
-            # step, so no request ever sees an empty or half-built index. The new tensors
-            # are stored after the swap; a request that meets tensors of the other
-            # tokenizer meanwhile tokenises that passage itself (gears.answering).
-            built = {part: node_data.build_index(self.state.client, part, loaded)
-                     for part in list(self.state.indexes)}
-            with self.state.lock:
-                self.state.model = loaded
-                self.state.indexes = {part: index for part, (index, _) in built.items()}
-            for part, (_, staged) in built.items():
-                self.indexer.write_tensors(part, staged)
-        else:
-            with self.state.lock:
-                self.state.model = loaded
-        if previous is not None:
-            for tag in self.state.ownership.tags():
-                self.engine.drop_partition_answers(tag)  # made by the previous model
-        log.info("model %s in service (trained=%s)", loaded.version, loaded.trained)
-        return True
 
     # --- requests -----------------------------------------------------------
     def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
@@ -185,7 +130,7 @@ class Worker:
             deadline = float(fields[b"deadline"])
             if time.time() * 1000.0 > deadline:
                 raise TimeoutError("deadline passed before the worker picked the request up")
-            with self.state.lock:  # model and indexes swap together (_refresh_model)
+            with self.state.lock:  # model and indexes swap together (gears.model_swap)
                 model, indexes = self.state.model, dict(self.state.indexes)
             text = fields[b"question"].decode()
             with metrics.REQUEST_SECONDS.time():
@@ -302,8 +247,8 @@ class Worker:
                              if p in indexes),
             "passages": sum(len(i) for i in indexes.values()),
             "ready": int(self.state.ready.is_set()),
-            "refused": self._refused_version,
-            "loading": self._loading_version,
+            "refused": self.model_swap.refused_version,
+            "loading": self.model_swap.loading_version,
             "housekept": self._housekept,
             "heartbeat": time.time(),
             "metrics_port": self.state.metrics_port,
@@ -335,7 +280,7 @@ class Worker:
         self.engine.read_only = self.state.ownership.standby
         self.indexer.drop_except(set(self.state.ownership.partitions)
                                  | set(self.state.ownership.importing))
-        if self._refresh_model():
+        if self.model_swap.refresh():
             for part in self.state.ownership.importing:
                 if part not in self.state.indexes:
                     self.indexer.reconcile(part)  # loaded before the slot switches to this node
