@@ -27,7 +27,6 @@ Loops, each on its own thread:
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -35,22 +34,21 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
-import numpy as np
 import redis
 
-from gears import metrics, node_data, reader
-from gears.answering import find_candidates, read_passages
+from gears import metrics
 from gears.batcher import DynamicBatcher
 from gears.engine import AnswerEngine
 from gears.indexing import Indexer
 from gears.model_swap import ModelSwap
 from gears.ownership import OwnershipTracker
+from gears.serving import Serving, reader_forward
 from gears.shard_state import ShardState
 from gears.standby import IngestTail, StandbyListener
-from qasearch import codec, keys
-from qasearch.models import LoadedModel
-from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
+from qasearch import keys
+from qasearch.partitions import partition_tag
 from qasearch.settings import Settings, load_settings
 from qasearch.topology import node_client
 
@@ -58,8 +56,6 @@ log = logging.getLogger("qasearch.worker")
 
 REQUEST_THREADS = 8
 HEARTBEAT_TTL_S = 15
-REPLY_TTL_S = 60
-KEYMISS_CHANNEL = "__keyevent@0__:keymiss"
 HOUSEKEEPING_S = 1.0
 INGEST_POLL_S = 0.1
 # a standby polls its replica's ingest streams less often: it serves only while its
@@ -76,7 +72,7 @@ class Worker:
         self.tracker = OwnershipTracker(client, host, port)
         self._housekept = 0.0  # when housekeeping last completed (heartbeat)
         self.batcher = DynamicBatcher(
-            self._forward,
+            partial(reader_forward, self.state),
             max_batch_size=settings.max_batch_size,
             max_wait_ms=settings.max_batch_wait_ms,
             name="reader-batcher",
@@ -86,146 +82,10 @@ class Worker:
         self.tail = IngestTail(client)  # a standby's positions in the ingest streams
         self.indexer = Indexer(self.state, self.engine, self.tail)
         self.model_swap = ModelSwap(self.state, self.engine, self.indexer)
-        self.listener = StandbyListener(client, self.answer, self.pool.submit,
+        self.serving = Serving(self.state, self.engine, self.pool)
+        self.listener = StandbyListener(client, self.serving.answer, self.pool.submit,
                                         self.state.stopping)
         self.supervisor_pid = 0  # when set, the worker stops once that parent is gone
-
-    # --- model --------------------------------------------------------------
-    def _forward(self, windows: list) -> list[tuple[np.ndarray, np.ndarray]]:
-        model = self.state.model
-        ids, mask, types = reader.pad_batch(windows, self.state.settings.length_bucket_tokens)
-        started = time.perf_counter()
-        try:
-            start, end = model.reader_logits(ids, mask, types)
-        except Exception:
-            self.state.stats.add(model.version, errors=1)
-            raise
-        elapsed = time.perf_counter() - started
-        self.state.stats.add(
-            model.version, batches=1, samples=len(windows), duration_ms=elapsed * 1000.0,
-        )
-        metrics.observe_batch(len(windows), elapsed)
-        return [(start[i], end[i]) for i in range(len(windows))]
-
-    # --- requests -----------------------------------------------------------
-    def _handle(self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
-        """A request from the node's stream: answered on its reply list, then acknowledged."""
-        payload = self.answer(fields)
-        reply_key = fields[b"reply"].decode()
-        pipe = self.state.client.pipeline(transaction=False)
-        pipe.rpush(reply_key, json.dumps(payload))
-        pipe.expire(reply_key, REPLY_TTL_S)
-        pipe.xack(stream, keys.WORKER_GROUP, entry_id)
-        pipe.execute()
-
-    def answer(self, fields: dict[bytes, bytes]) -> dict:
-        """The reply to one request (stream or standby channel): phase 1 (``op`` retrieve),
-        phase 2 (``read``), or ``ping`` (is this worker ready); errors become replies."""
-        payload: dict
-        try:
-            if fields.get(b"op") == b"ping":
-                return {"ok": True, "ready": self.state.ready.is_set(),
-                        "passages": sum(len(i) for i in dict(self.state.indexes).values()),
-                        **self._identity()}
-            deadline = float(fields[b"deadline"])
-            if time.time() * 1000.0 > deadline:
-                raise TimeoutError("deadline passed before the worker picked the request up")
-            with self.state.lock:  # model and indexes swap together (gears.model_swap)
-                model, indexes = self.state.model, dict(self.state.indexes)
-            text = fields[b"question"].decode()
-            with metrics.REQUEST_SECONDS.time():
-                if fields.get(b"op") == b"read":
-                    payload = read_passages(
-                        self.engine, model, text, json.loads(fields[b"passages"]),
-                        use_cache=fields.get(b"cache", b"1") == b"1")
-                else:
-                    payload = find_candidates(
-                        self.engine, indexes, self.state.lexical, text,
-                        self._question_vector(model, text, fields), int(fields[b"depth"]),
-                        self._unloaded(fields, indexes))
-            payload["ok"] = True
-            self.state.counters["requests"] += 1
-        except Exception as exc:  # noqa: BLE001 - every request ends in an answer or an error
-            log.exception("request failed")
-            payload = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-            self.state.counters["errors"] += 1
-        payload.update(self._identity())
-        return payload
-
-    def _question_vector(self, model: LoadedModel, text: str, fields: dict) -> np.ndarray:
-        """The question's embedding as the gateway sent it, or made here when the gateway
-        embedded with another model (a swap in progress): the vector must match the one
-        this node's index was built from."""
-        if fields.get(b"embedder", b"").decode() == model.embedder_id:
-            return codec.decode(fields[b"embedding"])
-        with metrics.EMBEDDER_SECONDS.time():
-            return model.embed([text])[0]
-
-    def _unloaded(self, fields: dict[bytes, bytes], indexes: dict) -> list[int]:
-        """Partitions of the corpus (count sent by the gateway) in this node's slots
-        that it holds no index of: empty ones, or ones still loading."""
-        total = int(fields.get(b"partitions", b"0") or 0)
-        ranges = self.state.ownership.ranges
-        return [p for p in range(min(total, MAX_PARTITIONS)) if p not in indexes
-                and in_ranges(slot_of_tag(partition_tag(p)), ranges)]
-
-    def _identity(self) -> dict:
-        model = self.state.model
-        return {
-            "node": f"{self.state.host}:{self.state.port}",
-            "partitions": self.state.ownership.tags(),
-            "model": {"version": model.version, "trained": model.trained} if model else None,
-            "standby": self.state.ownership.standby,  # answered from a replica's copy
-        }
-
-    def _request_loop(self) -> None:
-        while not self.state.stopping.is_set():
-            tag = self.state.ownership.node_tag
-            if tag is None or not self.state.ready.is_set() or not self.state.ownership.is_master:
-                time.sleep(0.2)  # a standby is asked over its channel (gears.standby)
-                continue
-            stream = keys.requests_stream(tag)
-            if stream not in self.state.groups:
-                node_data.ensure_group(self.state.client, self.state.groups, stream)
-                node_data.claim_orphans(
-                    self.state.client, self.state.consumer, stream,
-                    lambda e, f, s=stream: self.pool.submit(self._handle, s, e, f))
-            try:
-                reply = self.state.client.xreadgroup(
-                    keys.WORKER_GROUP, self.state.consumer, {stream: ">"}, count=16, block=500
-                )
-            except redis.RedisError as exc:
-                log.warning("reading requests: %s", exc)
-                time.sleep(0.5)
-                continue
-            for _, entries in reply or []:
-                for entry_id, fields in entries:
-                    self.pool.submit(self._handle, stream, entry_id, fields)
-
-    # --- key-miss trigger -----------------------------------------------------
-    def _keymiss_loop(self) -> None:
-        """GETs of missing answer keys on this node make the worker compute them."""
-        while not self.state.stopping.is_set():
-            pubsub = self.state.client.pubsub(ignore_subscribe_messages=True)
-            try:
-                pubsub.subscribe(KEYMISS_CHANNEL)
-                while not self.state.stopping.is_set():
-                    message = pubsub.get_message(timeout=0.5)
-                    serving = self.state.ready.is_set() and self.state.ownership.is_master
-                    if message and serving and self.state.model is not None:
-                        key = message["data"]
-                        if isinstance(key, bytes) and key.startswith(b"bertqa{"):
-                            self.pool.submit(self._answer_keymiss, key.decode("utf-8", "replace"))
-            except redis.ConnectionError:
-                time.sleep(0.5)
-            finally:
-                pubsub.close()
-
-    def _answer_keymiss(self, key: str) -> None:
-        try:
-            self.engine.on_keymiss(self.state.model, key, set(self.state.ownership.tags()))
-        except Exception:  # noqa: BLE001 - a bad key must not stop the worker
-            log.exception("key-miss answer for %r failed", key)
 
     # --- housekeeping -------------------------------------------------------
     def _heartbeat(self) -> None:
@@ -296,8 +156,8 @@ class Worker:
 
     def run(self) -> None:
         self.state.metrics_port = metrics.serve(self.state, self.batcher)
-        threading.Thread(target=self._request_loop, name="requests", daemon=True).start()
-        threading.Thread(target=self._keymiss_loop, name="keymiss", daemon=True).start()
+        threading.Thread(target=self.serving.request_loop, name="requests", daemon=True).start()
+        threading.Thread(target=self.serving.keymiss_loop, name="keymiss", daemon=True).start()
         threading.Thread(target=self.listener.run, name="standby", daemon=True).start()
         heartbeat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         heartbeat.start()
