@@ -4,7 +4,7 @@ A standby worker runs beside every replica, with the model loaded and its
 master's partitions indexed from the replica's own data (dense and BM25), so that
 when the master cannot answer (dead, or past the gateway's per-shard deadline)
 the replica's node still can. On promotion it becomes the node's worker as it
-is: nothing is loaded again (``gears.worker``).
+is: nothing is loaded again (``gears.housekeeping``).
 
 Two channels, chosen because a replica refuses every write command:
 
