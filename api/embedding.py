@@ -10,7 +10,7 @@ A request never waits for a model to load, except the very first one: a new
 version with the same embedder only changes what the gateway reports (version,
 trained), and a new embedder is loaded on a thread of its own while the one in
 hand keeps serving (a worker that has already swapped embeds the question itself,
-see gears.worker).
+see gears.serving).
 """
 
 from __future__ import annotations

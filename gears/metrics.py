@@ -39,6 +39,8 @@ import redis
 from prometheus_client import REGISTRY, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from gears.batcher import DynamicBatcher
+from gears.shard_state import ShardState
 from qasearch import keys, monitoring
 from qasearch.partitions import partition_tag
 from qasearch.settings import Settings
@@ -75,12 +77,13 @@ def observe_batch(size: int, seconds: float) -> None:
 class WorkerCollector:
     """The worker's state, read at scrape time; Redis figures come from its own node."""
 
-    def __init__(self, worker) -> None:
-        self.worker = worker
+    def __init__(self, state: ShardState, batcher: DynamicBatcher) -> None:
+        self.state = state
+        self.batcher = batcher
 
     def _queue_depths(self) -> dict[str, float]:
-        w = self.worker
-        depths = {"batcher": float(w.batcher.queued)}
+        w = self.state
+        depths = {"batcher": float(self.batcher.queued)}
         tag = w.ownership.node_tag
         if tag is None or w.ownership.standby:
             return depths  # the request stream is the master's worker's (and its figure)
@@ -96,7 +99,7 @@ class WorkerCollector:
         return depths
 
     def collect(self):
-        w = self.worker
+        w = self.state
         prefix = "qasearch_worker_"
         totals = w.stats.totals
         for field, name, doc in _STATS_COUNTERS:
@@ -140,21 +143,21 @@ def metrics_port(settings: Settings, node_port: int) -> int:
     return settings.worker_metrics_port + (node_port - settings.base_port)
 
 
-def serve(worker) -> int:
+def serve(state: ShardState, batcher: DynamicBatcher) -> int:
     """Start the worker's /metrics server and publish its scrape target; returns the port."""
-    settings: Settings = worker.settings
-    REGISTRY.register(WorkerCollector(worker))
+    settings: Settings = state.settings
+    REGISTRY.register(WorkerCollector(state, batcher))
     server, _thread = start_http_server(
-        metrics_port(settings, worker.port), addr=settings.metrics_host
+        metrics_port(settings, state.port), addr=settings.metrics_host
     )
     port = server.server_port
     monitoring.write_target(
-        settings, monitoring.worker_target_name(worker.port), settings.metrics_host, port,
-        {"component": "worker", "node": f"{worker.host}:{worker.port}"},
+        settings, monitoring.worker_target_name(state.port), settings.metrics_host, port,
+        {"component": "worker", "node": state.node},
     )
     return port
 
 
-def withdraw(worker) -> None:
+def withdraw(state: ShardState) -> None:
     """Remove the worker's scrape target (on a clean stop)."""
-    monitoring.remove_target(worker.settings, monitoring.worker_target_name(worker.port))
+    monitoring.remove_target(state.settings, monitoring.worker_target_name(state.port))

@@ -114,6 +114,17 @@ def write_tensors(client: redis.Redis, part: int, staged: Staged) -> int:
     return stored
 
 
+# --- ingest entries -----------------------------------------------------------
+def ingest_changes(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[list[str], list[str]]:
+    """The pids of ingest entries (``op=set|del``, ``pid``): (changed, deleted)."""
+    sets: list[str] = []
+    dels: list[str] = []
+    for _entry_id, fields in entries:
+        pid = fields[b"pid"].decode()
+        (dels if fields.get(b"op") == b"del" else sets).append(pid)
+    return sets, dels
+
+
 # --- streams read through the workers' group ----------------------------------
 def ensure_group(client: redis.Redis, known: set[str], stream: str, start_id: str = "0") -> None:
     """Create the workers' group on ``stream`` unless ``known`` says it exists."""

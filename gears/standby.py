@@ -4,7 +4,7 @@ A standby worker runs beside every replica, with the model loaded and its
 master's partitions indexed from the replica's own data (dense and BM25), so that
 when the master cannot answer (dead, or past the gateway's per-shard deadline)
 the replica's node still can. On promotion it becomes the node's worker as it
-is: nothing is loaded again (``gears.worker``).
+is: nothing is loaded again (``gears.housekeeping``).
 
 Two channels, chosen because a replica refuses every write command:
 
@@ -36,6 +36,7 @@ from collections.abc import Callable
 
 import redis
 
+from gears.node_data import ingest_changes
 from qasearch import keys
 from qasearch.partitions import partition_tag
 from qasearch.standbywire import decode_request
@@ -132,10 +133,7 @@ class IngestTail:
             entries = [e for _, stream_entries in reply or [] for e in stream_entries]
             if not entries:
                 continue
-            sets, dels = changes.setdefault(part, ([], []))
-            for entry_id, fields in entries:
-                pid = fields[b"pid"].decode()
-                (dels if fields.get(b"op") == b"del" else sets).append(pid)
-                self._positions[part] = entry_id
+            changes[part] = ingest_changes(entries)
+            self._positions[part] = entries[-1][0]
         return changes
 

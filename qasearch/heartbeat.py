@@ -1,6 +1,6 @@
 """A master's worker heartbeat: the hash ``keys.worker_state(node tag)``.
 
-The worker serving a master rewrites it every second (:mod:`gears.worker`) with its
+The worker serving a master rewrites it every second (:mod:`gears.housekeeping`) with its
 pid, node, model, readiness and counters, and it expires when nobody does. Everything
 that asks "is this shard served?" reads it through here: ``workers start --wait``,
 ``workers status``, chaos, the gateway's ``/readyz`` and its hedging, and the tests.
