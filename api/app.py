@@ -26,9 +26,9 @@ from api.fanout import Fanout
 from api.response_cache import ResponseCache
 from api.search import TwoPhaseSearch
 from api.validation import BadRequest, parse_query
-from qasearch import keys
-from qasearch.settings import Settings, load_settings
-from qasearch.topology import cluster_client
+from qasearch.core import keys
+from qasearch.core.settings import Settings, load_settings
+from qasearch.core.topology import cluster_client
 
 PASSAGE_FIELDS = ("doc_id", "sentencekey", "partition", "similarity", "lexical", "retrieval",
                   "answer", "score", "null_score", "replica")

@@ -36,9 +36,9 @@ from collections.abc import Callable
 
 import redis
 
-from qasearch import keys
-from qasearch.partitions import partition_tag
-from qasearch.standbywire import decode_request
+from qasearch.core import keys
+from qasearch.core.partitions import partition_tag
+from qasearch.core.standbywire import decode_request
 
 log = logging.getLogger("qasearch.standby")
 

@@ -49,11 +49,11 @@ from gears.retrieval import PartitionIndex
 from gears.standby import IngestTail, StandbyListener
 from gears.stats import WorkerStats
 from gears.tensorize import PassageText, embedding_input, tensorize
-from qasearch import codec, keys, modelpkg
-from qasearch.models import LoadedModel
-from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
-from qasearch.settings import Settings, load_settings
-from qasearch.topology import node_client
+from qasearch.core import codec, keys, modelpkg
+from qasearch.core.models import LoadedModel
+from qasearch.core.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
+from qasearch.core.settings import Settings, load_settings
+from qasearch.core.topology import node_client
 
 log = logging.getLogger("qasearch.worker")
 
