@@ -78,3 +78,18 @@ def test_modules_stay_short():
                   for folder in PROJECT for p in (ROOT / folder).rglob("*.py")
                   if (n := len(p.read_text().splitlines())) > 420)
     assert long == [], long
+
+
+def test_paths_found_from_a_modules_place_name_the_repositorys_folders():
+    """A module that finds a folder from its own file names the right one after a move."""
+    from dataclasses import fields
+
+    from loaders.shipped_reader import SHIPPED_DIR
+    from qasearch.bench.agreement import SAMPLE_QUESTIONS
+    from qasearch.commands.bench import SAMPLE
+    from qasearch.core.settings import Settings
+
+    assert SAMPLE_QUESTIONS.is_file() and SAMPLE.is_dir() and SHIPPED_DIR.is_dir()
+    defaults = {f.name: f.default for f in fields(Settings)}
+    for name in ("data_dir", "run_dir"):
+        assert Path(defaults[name]).parent == ROOT / "var", (name, defaults[name])

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-SAMPLE_QUESTIONS = Path(__file__).resolve().parent.parent / "data" / "sample" / "questions.json"
+SAMPLE_QUESTIONS = Path(__file__).resolve().parents[2] / "data" / "sample" / "questions.json"
 
 
 @dataclass(frozen=True)

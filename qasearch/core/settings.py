@@ -22,7 +22,7 @@ FUSIONS = ("weighted", "rrf", "dense", "lexical")
 
 
 def _repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]  # qasearch/core/settings.py
 
 
 @dataclass(frozen=True)
