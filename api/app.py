@@ -17,7 +17,7 @@ from flask import Flask
 
 from api import guards, metrics, openapi, page
 from api.gateway import Gateway
-from qasearch.settings import Settings, load_settings
+from qasearch.core.settings import Settings, load_settings
 
 # (URL rule, HTTP method, the Gateway method that answers it, which is also the endpoint)
 ROUTES = (

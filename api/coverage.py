@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from api.fanout import ShardReply
-from qasearch.partitions import in_ranges, owned_partitions, partition_tag, slot_of_tag
-from qasearch.topology import Master
+from qasearch.core.partitions import in_ranges, owned_partitions, partition_tag, slot_of_tag
+from qasearch.core.topology import Master
 
 
 def served(reply: ShardReply, partitions: int) -> list[str]:

@@ -24,10 +24,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from qasearch import keys, modelpkg
-from qasearch.models import LoadedModel
-from qasearch.settings import Settings
-from qasearch.topology import Master, node_client
+from qasearch.core import keys, modelpkg
+from qasearch.core.models import LoadedModel
+from qasearch.core.settings import Settings
+from qasearch.core.topology import Master, node_client
 
 log = logging.getLogger("qasearch.gateway")
 

@@ -10,7 +10,7 @@ in parallel and the wait is that of the slowest shard, bounded by the deadline.
 
 A master that cannot be reached, or answers later than ``standby_after_ms``, is
 asked through the standby worker beside one of its replicas instead (over
-pub/sub, :mod:`qasearch.standbywire`): its partitions are answered from the replica's
+pub/sub, :mod:`qasearch.core.standbywire`): its partitions are answered from the replica's
 copy while the cluster fails over.
 """
 
@@ -27,10 +27,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api.metrics import observe_shard
-from qasearch import codec, heartbeat, keys
-from qasearch.settings import Settings
-from qasearch.standbywire import StandbyCall
-from qasearch.topology import Master, masters, node_client
+from qasearch.core import codec, heartbeat, keys
+from qasearch.core.settings import Settings
+from qasearch.core.standbywire import StandbyCall
+from qasearch.core.topology import Master, masters, node_client
 
 STREAM_MAXLEN = 10_000
 TOPOLOGY_TTL_S = 2.0

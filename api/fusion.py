@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qasearch.settings import FUSIONS, Settings
+from qasearch.core.settings import FUSIONS, Settings
 
 
 def retrieval_scores(

@@ -26,10 +26,10 @@ from api.guards import json_error
 from api.response_cache import ResponseCache
 from api.search import Outcome, TwoPhaseSearch
 from api.validation import BadRequest, QueryRequest, parse_query
-from qasearch import keys
-from qasearch.models import LoadedModel
-from qasearch.settings import Settings
-from qasearch.topology import cluster_client
+from qasearch.core import keys
+from qasearch.core.models import LoadedModel
+from qasearch.core.settings import Settings
+from qasearch.core.topology import cluster_client
 
 PASSAGE_FIELDS = ("doc_id", "sentencekey", "partition", "similarity", "lexical", "retrieval",
                   "answer", "score", "null_score", "replica")

@@ -21,8 +21,8 @@ import hmac
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from qasearch.apiclient import API_KEY_HEADER
-from qasearch.settings import Settings
+from qasearch.core.apiclient import API_KEY_HEADER
+from qasearch.core.settings import Settings
 
 PUBLIC_PATHS = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json"})
 PUBLIC_PREFIXES = ("/static/",)  # the page's script and style (api/page.py)

@@ -1,7 +1,7 @@
 """gunicorn settings of the gateway (``gunicorn -c python:api.gunicorn_conf``).
 
 Only hooks live here; the bind address, workers and threads are on the command
-line that :mod:`qasearch.gateway` builds from the Settings.
+line that :mod:`qasearch.cluster.gateway` builds from the Settings.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Prometheus metrics of the gateway, served on ``GET /metrics``.
 
 Under gunicorn every worker process counts for itself: ``qasearch serve`` sets
-``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder, see :mod:`qasearch.monitoring`)
+``PROMETHEUS_MULTIPROC_DIR`` (a fresh folder, see :mod:`qasearch.core.monitoring`)
 before gunicorn starts, prometheus-client keeps each process's values in files
 there, and ``/metrics`` adds them all up (``MultiProcessCollector``), so one
 scrape sees the whole gateway whichever process answers it. Without that

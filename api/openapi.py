@@ -13,8 +13,8 @@ from typing import Any
 from flask import Flask
 
 from api.validation import default_num_results, default_top_k
-from qasearch.apiclient import API_KEY_HEADER
-from qasearch.settings import Settings
+from qasearch.core.apiclient import API_KEY_HEADER
+from qasearch.core.settings import Settings
 
 ROUTE = "/openapi.json"
 JSON = "application/json"

@@ -4,9 +4,9 @@ serving a model. The gateway answers ``/readyz`` with 200 or 503 and the reasons
 from __future__ import annotations
 
 from api.fanout import Fanout
-from qasearch import heartbeat, keys
-from qasearch.partitions import owned_partitions, partition_tag
-from qasearch.settings import Settings
+from qasearch.core import heartbeat, keys
+from qasearch.core.partitions import owned_partitions, partition_tag
+from qasearch.core.settings import Settings
 
 
 def check(settings: Settings, fanout: Fanout, cluster) -> tuple[bool, list[str], list[dict]]:

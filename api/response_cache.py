@@ -1,7 +1,7 @@
 """The gateway's whole-response cache.
 
 A response is cached under a digest of everything that decides it: the
-question as the reader reads it (:func:`qasearch.keys.question_form`: case and
+question as the reader reads it (:func:`qasearch.core.keys.question_form`: case and
 spacing kept, since a cased reader answers "Who" and "who" differently),
 ``num_results``, ``top_k``, the corpus version (bumped by every load that changes
 passages) and the model version. Loading passages or
@@ -17,7 +17,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from api.metrics import RESPONSE_CACHE
-from qasearch import keys
+from qasearch.core import keys
 
 
 class ResponseCache:

@@ -25,8 +25,8 @@ import numpy as np
 
 from api import coverage, fusion
 from api.fanout import Fanout, ShardReply
-from qasearch.partitions import in_ranges, owned_partitions, partition_tag, slot_of_tag
-from qasearch.settings import Settings
+from qasearch.core.partitions import in_ranges, owned_partitions, partition_tag, slot_of_tag
+from qasearch.core.settings import Settings
 
 # Missing partitions are asked for again (no pause, then 0.5 s, 1 s, ...): a partition
 # that just switched nodes is served once the new owner's worker has seen the switch.

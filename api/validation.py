@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 DEFAULT_NUM_RESULTS = 5
 

@@ -15,9 +15,10 @@ import os
 import subprocess
 import sys
 
-from qasearch import clusterform, modelpkg
-from qasearch.settings import load_settings
-from qasearch.topology import masters, node_client
+from qasearch.cluster import clusterform
+from qasearch.core import modelpkg
+from qasearch.core.settings import load_settings
+from qasearch.core.topology import masters, node_client
 
 SAMPLE = "data/sample/corpus.jsonl"
 DEFAULT_READER = "distilbert-base-cased-distilled-squad"

@@ -1,13 +1,13 @@
 #!/bin/sh
 # One Redis Cluster node of docker-compose.yml, configured as `qasearch cluster up`
-# configures its local nodes (qasearch/localcluster.py): cluster mode, key-miss
+# configures its local nodes (qasearch/cluster/localcluster.py): cluster mode, key-miss
 # events (notify-keyspace-events Em) in the config file so a promoted replica has
 # them too, AOF, full coverage not required, and an ACL user whose password comes
 # from the environment only (QASEARCH_REDIS_PASSWORD) and is written to a private
 # file in the node's volume, never onto a command line. The default user is on, with
 # every permission, behind the digest of a random password nobody holds (new on every
 # start): Redis 7.0 replays the AOF's MULTI/EXEC blocks as the default user and refuses
-# them if it lacks permissions, dropping data on restart (qasearch/nodeacl.py says more);
+# them if it lacks permissions, dropping data on restart (qasearch/cluster/nodeacl.py says more);
 # unauthenticated clients still get NOAUTH.
 set -eu
 : "${QASEARCH_REDIS_PASSWORD:?QASEARCH_REDIS_PASSWORD must be set}"

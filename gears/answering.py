@@ -31,8 +31,8 @@ from gears.engine import AnswerEngine, ReadItem
 from gears.lexical import LexicalIndex
 from gears.retrieval import PartitionIndex
 from gears.tensorize import READER_FIELDS, made_by, passage_tokens, stored_tokens
-from qasearch import keys
-from qasearch.partitions import partition_index, partition_tag
+from qasearch.core import keys
+from qasearch.core.partitions import partition_index, partition_tag
 
 
 @dataclass(frozen=True)

@@ -24,8 +24,8 @@ from gears.batcher import DynamicBatcher
 from gears.singleflight import SingleFlight
 from gears.stats import WorkerStats
 from gears.tensorize import READER_FIELDS, made_by, passage_tokens, stored_tokens
-from qasearch import keys
-from qasearch.settings import Settings
+from qasearch.core import keys
+from qasearch.core.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ node owns or is importing, follows a promotion or a demotion, drops partitions t
 moved away and puts a newly pushed model in service (:mod:`gears.model_swap`).
 The heartbeat runs on a thread of its own, so that a long model load or index build
 on the main thread never lets it lapse; its hash (``keys.worker_state``) is read
-through :mod:`qasearch.heartbeat`.
+through :mod:`qasearch.core.heartbeat`.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from gears.model_swap import ModelSwap
 from gears.ownership import OwnershipTracker
 from gears.shard_state import ShardState
 from gears.standby import IngestTail
-from qasearch import keys
-from qasearch.partitions import partition_tag
+from qasearch.core import keys
+from qasearch.core.partitions import partition_tag
 
 log = logging.getLogger("qasearch.worker")
 

@@ -20,8 +20,8 @@ from gears.retrieval import PartitionIndex
 from gears.shard_state import ShardState
 from gears.standby import IngestTail
 from gears.tensorize import PassageText, embedding_input, tensorize
-from qasearch import keys
-from qasearch.partitions import partition_tag
+from qasearch.core import keys
+from qasearch.core.partitions import partition_tag
 
 log = logging.getLogger("qasearch.worker")
 

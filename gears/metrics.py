@@ -3,7 +3,7 @@
 Each worker serves ``/metrics`` (``prometheus_client.start_http_server`` on
 ``settings.metrics_host``; port ``settings.worker_metrics_port`` + the node's
 offset from ``base_port``, or the kernel's pick when that setting is 0) and
-writes its scrape target file (:mod:`qasearch.monitoring`) with the labels
+writes its scrape target file (:mod:`qasearch.core.monitoring`) with the labels
 ``component="worker"`` and ``node="<host>:<port>"`` of its Redis node, so every
 series Prometheus stores names the node it describes. The port is also in the
 worker's heartbeat hash (field ``metrics_port``).
@@ -41,9 +41,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from gears.batcher import DynamicBatcher
 from gears.shard_state import ShardState
-from qasearch import keys, monitoring
-from qasearch.partitions import partition_tag
-from qasearch.settings import Settings
+from qasearch.core import keys, monitoring
+from qasearch.core.partitions import partition_tag
+from qasearch.core.settings import Settings
 
 SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                    10.0, 30.0)

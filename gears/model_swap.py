@@ -15,8 +15,8 @@ from gears import node_data
 from gears.engine import AnswerEngine
 from gears.indexing import Indexer
 from gears.shard_state import ShardState
-from qasearch import modelpkg
-from qasearch.models import LoadedModel
+from qasearch.core import modelpkg
+from qasearch.core.models import LoadedModel
 
 log = logging.getLogger("qasearch.worker")
 

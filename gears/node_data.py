@@ -17,9 +17,9 @@ from gears.asking import AskingPipeline
 from gears.lexical import LexicalIndex
 from gears.retrieval import PartitionIndex
 from gears.tensorize import PassageText, embedding_input, made_by, tensorize
-from qasearch import codec, keys
-from qasearch.models import LoadedModel
-from qasearch.partitions import partition_tag
+from qasearch.core import codec, keys
+from qasearch.core.models import LoadedModel
+from qasearch.core.partitions import partition_tag
 
 log = logging.getLogger("qasearch.worker")
 

@@ -24,8 +24,8 @@ from functools import cache
 import redis
 
 from gears.asking import AskingPipeline, is_redirect
-from qasearch import keys
-from qasearch.partitions import (
+from qasearch.core import keys
+from qasearch.core.partitions import (
     MAX_PARTITIONS,
     SlotRange,
     node_tag,
@@ -33,7 +33,7 @@ from qasearch.partitions import (
     partition_tag,
     slot_of_tag,
 )
-from qasearch.topology import masters_from_slots
+from qasearch.core.topology import masters_from_slots
 
 
 @dataclass(frozen=True)

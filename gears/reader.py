@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from qasearch.specials import Specials
+from qasearch.core.specials import Specials
 
 NULL_SCORE_START = 1000000  # the pipeline's "large and positive" initial null score
 

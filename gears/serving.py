@@ -24,9 +24,9 @@ from gears import metrics, node_data, reader
 from gears.answering import find_candidates, read_passages
 from gears.engine import AnswerEngine
 from gears.shard_state import ShardState
-from qasearch import codec, keys
-from qasearch.models import LoadedModel
-from qasearch.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
+from qasearch.core import codec, keys
+from qasearch.core.models import LoadedModel
+from qasearch.core.partitions import MAX_PARTITIONS, in_ranges, partition_tag, slot_of_tag
 
 log = logging.getLogger("qasearch.worker")
 

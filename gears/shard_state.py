@@ -16,8 +16,8 @@ from gears.lexical import LexicalIndex
 from gears.ownership import Ownership
 from gears.retrieval import PartitionIndex
 from gears.stats import WorkerStats
-from qasearch.models import LoadedModel
-from qasearch.settings import Settings
+from qasearch.core.models import LoadedModel
+from qasearch.core.settings import Settings
 
 
 class ShardState:

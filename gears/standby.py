@@ -37,9 +37,9 @@ from collections.abc import Callable
 import redis
 
 from gears.node_data import ingest_changes
-from qasearch import keys
-from qasearch.partitions import partition_tag
-from qasearch.standbywire import decode_request
+from qasearch.core import keys
+from qasearch.core.partitions import partition_tag
+from qasearch.core.standbywire import decode_request
 
 log = logging.getLogger("qasearch.standby")
 

@@ -20,7 +20,7 @@ from collections import Counter
 
 import redis
 
-from qasearch import keys
+from qasearch.core import keys
 
 FIELDS = ("calls", "samples", "batches", "duration_ms", "errors",
           "cache_hits", "cache_misses", "keymiss_triggers")

@@ -13,7 +13,7 @@ runs its worker. Worker pids are written to ``<run_dir>/worker-<port>.pid``
 can share a machine and a run folder) for ``qasearch workers status``.
 
 One supervisor per host: ``--host`` is compared with each node's endpoint, IP and
-announced host name by what they resolve to (:func:`qasearch.hostlayout.same_host`),
+announced host name by what they resolve to (:func:`qasearch.core.hostlayout.same_host`),
 so ``--host redis-1`` finds the node of the compose service ``redis-1`` whether the
 cluster announces names or IPs.
 
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import redis
 
-from qasearch import hostlayout, procs
-from qasearch.clusternodes import Node, cluster_nodes
-from qasearch.settings import Settings, load_settings
-from qasearch.workers import worker_name
+from qasearch.core import hostlayout, procs
+from qasearch.core.clusternodes import Node, cluster_nodes
+from qasearch.core.procs import worker_name
+from qasearch.core.settings import Settings, load_settings
 
 log = logging.getLogger("qasearch.supervisor")
 

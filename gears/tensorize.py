@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gears.reader import PassageTokens
-from qasearch import codec
+from qasearch.core import codec
 
 EMBED_BATCH = 32
 # The reader fields' layout; a new one marks every stored passage as stale. 2: words added.

@@ -46,9 +46,9 @@ from gears.model_swap import ModelSwap
 from gears.serving import Serving, reader_forward
 from gears.shard_state import ShardState
 from gears.standby import IngestTail, StandbyListener
-from qasearch import keys
-from qasearch.settings import Settings, load_settings
-from qasearch.topology import node_client
+from qasearch.core import keys
+from qasearch.core.settings import Settings, load_settings
+from qasearch.core.topology import node_client
 
 log = logging.getLogger("qasearch.worker")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from loaders import rawinput
 from loaders.cord19_metadata import Metadata, find_metadata, read_metadata
 from loaders.documents import Document, LoadError, field_problem, json_kind, plural
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 DEFAULTS = Settings()
 BOILERPLATE_SECTIONS = frozenset({"pre-publication history"})

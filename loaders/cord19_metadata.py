@@ -17,7 +17,7 @@ from pathlib import Path
 
 from loaders import rawinput
 from loaders.documents import LoadError
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 ID_COLUMNS = ("sha", "pmcid", "cord_uid")
 FILE_COLUMNS = ("pdf_json_files", "pmc_json_files")

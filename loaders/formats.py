@@ -11,7 +11,7 @@ from loaders.documents import Document, LoadError
 from loaders.jsonl import read_jsonl
 from loaders.plaintext import read_text
 from loaders.squad import read_squad
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 FORMATS = ("jsonl", "squad", "cord19", "text")
 

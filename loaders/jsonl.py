@@ -16,7 +16,7 @@ from pathlib import Path
 
 from loaders import rawinput
 from loaders.documents import Document, LoadError, field_problem, json_kind
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 MAX_LINE_BYTES = Settings().max_record_bytes
 

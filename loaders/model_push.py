@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,9 +38,11 @@ from loaders.push_checks import (  # noqa: F401  (TRACE_TOLERANCE: part of this 
     check_tokenizer,
     trace_checked,
 )
-from qasearch import modelpkg, specials
+from qasearch.core import modelpkg, specials
 
 DEFAULT_MAX_SEQ_LEN = 384
+# (fp32 reader, quantised reader, tokenizer, max_seq_len) -> the quality report of the two
+QuantizedScorer = Callable[[nn.Module, nn.Module, object, int], object]
 OFFLINE_SEED = 0
 
 UNTRAINED_WARNING = """\
@@ -62,7 +65,7 @@ class PushReport:
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     trace_diff: dict[str, float] = field(default_factory=dict)
-    quality: object | None = None  # int8 vs fp32: loaders.agreement.QuantizedQuality
+    quality: object | None = None  # int8 vs fp32: qasearch.bench.agreement.QuantizedQuality
 
 
 def minilm_path() -> str:
@@ -347,11 +350,12 @@ def prepare(
     offline_minilm: bool = False,
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
     quantize: str | None = None,
-    eval_file: str | Path | None = None,
+    score_quantized: QuantizedScorer | None = None,
 ) -> tuple[modelpkg.ModelPackage, PushReport]:
     """Load, trace, check and package a reader (and embedder) from their sources; a
-    quantised reader is scored beside the fp32 one on ``eval_file`` (SQuAD format,
-    the sample questions by default)."""
+    quantised reader is scored beside the fp32 one by ``score_quantized``, when given
+    (measurement lives in qasearch.bench: ``qasearch model push`` passes its
+    ``agreement.quantized_quality`` on the questions it was asked to score)."""
     embedder_path = embedder or minilm_path()
     if offline_minilm or (source and is_local(source)):
         if is_local(embedder_path):
@@ -372,15 +376,10 @@ def prepare(
         max_seq_len=max_seq_len, quantize=quantize,
     )
     report.timings["load_checkpoints_s"] = load_s
-    if quantize:
-        from loaders.agreement import SAMPLE_QUESTIONS, quantized_quality
-
+    if quantize and score_quantized is not None:
         # scored at the package's sequence length, as the workers will read with it
-        report.quality = quantized_quality(
-            model, _quantize(model, quantize), tokenizer,
-            questions_path=Path(eval_file) if eval_file else SAMPLE_QUESTIONS,
-            max_seq_len=package.manifest["reader"]["max_seq_len"],
-        )
+        report.quality = score_quantized(model, _quantize(model, quantize), tokenizer,
+                                         package.manifest["reader"]["max_seq_len"])
     return package, report
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from loaders import rawinput
 from loaders.documents import Document, LoadError
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 MAX_FILE_BYTES = Settings().max_file_bytes
 

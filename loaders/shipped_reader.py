@@ -19,6 +19,7 @@ Files of a shipped reader folder: ``reader.safetensors`` (the tensors),
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -63,6 +64,27 @@ def _base_model():
     return model.eval(), tokenizer, base
 
 
+def folder_weights_digest(folder: Path) -> str | None:
+    """sha256 of a Hugging Face folder's weight file (safetensors preferred); None when
+    the folder holds neither file."""
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        path = Path(folder) / name
+        if path.is_file():
+            sha = hashlib.sha256()
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    sha.update(block)
+            return f"{name}:{sha.hexdigest()}"
+    return None
+
+
+def _base_digest(base: Path) -> str:
+    found = folder_weights_digest(base)
+    if found is None:
+        raise ShippedReaderError(f"{base} holds no model.safetensors or pytorch_model.bin")
+    return found
+
+
 def digest(model: torch.nn.Module) -> str:
     from loaders.model_push import weights_digest
 
@@ -73,11 +95,9 @@ def rebuild_model(folder: Path = SHIPPED_DIR):
     """(model, tokenizer, manifest): the shipped reader in memory, digest checked."""
     from safetensors.torch import load_file
 
-    from qasearch.training.trainer import folder_weights_digest
-
     manifest = read_manifest(folder)
     model, tokenizer, base = _base_model()
-    have = folder_weights_digest(base)
+    have = _base_digest(base)
     if have != manifest["base"]["digest"]:
         raise ShippedReaderError(
             f"the installed {BASE_PACKAGE.split('==')[0]} weights ({have[:40]}...) are not "
@@ -106,7 +126,7 @@ def rebuild(folder: Path = SHIPPED_DIR, dest: Path | None = None) -> Path:
     """A Hugging Face folder of the shipped reader (made once per digest, then reused)."""
     manifest = read_manifest(folder)
     if dest is None:
-        from qasearch.settings import load_settings
+        from qasearch.core.settings import load_settings
 
         # beside the run folder: writable wherever qasearch runs (var/, or the image's
         # /var/lib/qasearch), unlike the repository in a container
@@ -128,20 +148,17 @@ def rebuild(folder: Path = SHIPPED_DIR, dest: Path | None = None) -> Path:
     return dest
 
 
-def pack(run_dir: Path, folder: Path, name: str = "minilm-squad") -> dict:
-    """Store a finished MiniLM training run as a shipped reader folder; returns its manifest.
+def pack(run_dir: Path, run: dict, folder: Path, name: str = "minilm-squad") -> dict:
+    """Store a finished MiniLM training run (``run``: the manifest of ``run_dir``) as a
+    shipped reader folder; returns its manifest.
 
     Only tensors that differ from the base package are kept, in fp16; the manifest's
     digest is that of the model rebuilt from them (fp16 values, as served).
     """
     from safetensors.torch import load_file, save_file
 
-    from qasearch.training.trainer import folder_weights_digest
-    from qasearch.training.trainer import read_manifest as run_manifest
-
-    run = run_manifest(run_dir)
     model, _, base = _base_model()
-    base_digest = folder_weights_digest(base)
+    base_digest = _base_digest(base)
     if run["base"]["digest"] != base_digest:
         raise ShippedReaderError(f"{run_dir} was not trained from the installed MiniLM package "
                                  "(its base digest differs): only such runs can be packed")

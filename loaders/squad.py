@@ -15,7 +15,7 @@ from pathlib import Path
 
 from loaders import rawinput
 from loaders.documents import Document, LoadError, field_problem, json_kind
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 MAX_FILE_BYTES = Settings().max_file_bytes
 

@@ -44,10 +44,10 @@ from tokenizers import Tokenizer
 
 from loaders.documents import Document, LoadError, plural
 from loaders.splitter import Passage, split_document
-from qasearch import keys
-from qasearch.partitions import partition_for_doc, partition_tag
-from qasearch.settings import Settings
-from qasearch.topology import masters
+from qasearch.core import keys
+from qasearch.core.partitions import partition_for_doc, partition_tag
+from qasearch.core.settings import Settings
+from qasearch.core.topology import masters
 
 BATCH_DOCUMENTS = 64
 INGEST_MAXLEN = 1_000_000  # approximate trimming; a worker also reconciles from the index on start

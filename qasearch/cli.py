@@ -11,7 +11,7 @@ import argparse
 import importlib
 import sys
 
-from qasearch.errors import CommandError
+from qasearch.core.errors import CommandError
 
 __all__ = ["CommandError", "main"]
 

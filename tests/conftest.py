@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from qasearch import localcluster
+from qasearch.cluster import localcluster
 from tests.helpers import cluster_settings, free_port, free_port_block
 
 __all__ = ["free_port", "free_port_block", "cluster_settings", "start_cluster"]

@@ -9,8 +9,9 @@ import socket
 import subprocess
 from pathlib import Path
 
-from qasearch.localcluster import BUS_PORT_OFFSET, port_free
-from qasearch.settings import Settings
+from qasearch.cluster.localnodes import BUS_PORT_OFFSET
+from qasearch.core.procs import port_free
+from qasearch.core.settings import Settings
 
 HOST = "127.0.0.1"
 

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from qasearch import heartbeat, keys, localcluster, modelpkg
-from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
-from qasearch.settings import to_environ
-from qasearch.topology import cluster_client, masters, node_client
-from qasearch.workers import states as worker_states
+from qasearch.cluster import localcluster
+from qasearch.cluster.workers import states as worker_states
+from qasearch.core import heartbeat, keys, modelpkg
+from qasearch.core.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
+from qasearch.core.settings import to_environ
+from qasearch.core.topology import cluster_client, masters, node_client
 from tests.helpers import HOST, free_port
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 import pytest
 from redis.crc import key_slot
 
-from qasearch import keys, localcluster
 from qasearch.cli import main
-from qasearch.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
-from qasearch.settings import to_environ
-from qasearch.topology import cluster_client, masters, node_client
+from qasearch.cluster import localcluster
+from qasearch.core import keys
+from qasearch.core.partitions import in_ranges, partition_for_doc, partition_tag, slot_of_tag
+from qasearch.core.settings import to_environ
+from qasearch.core.topology import cluster_client, masters, node_client
 from tests.conftest import start_cluster
 
 

@@ -13,11 +13,11 @@ import pytest
 
 from loaders import model_push
 from loaders.splitter import default_tokenizer, split_document
-from qasearch.benchmark import baseline, report
-from qasearch.benchmark.masters import documents
-from qasearch.benchmark.per_k import summarise
-from qasearch.benchmark.snapshot import StoredText
-from qasearch.settings import Settings
+from qasearch.bench import baseline, report
+from qasearch.bench.masters import documents
+from qasearch.bench.per_k import summarise
+from qasearch.bench.snapshot import StoredText
+from qasearch.core.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 

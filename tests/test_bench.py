@@ -14,10 +14,10 @@ import sys
 
 from loaders import synthetic
 from loaders.splitter import default_tokenizer, split_document
-from qasearch.benchmark import report
-from qasearch.benchmark.scale import ScaleConfig, run_scale
-from qasearch.benchmark.tuning import TuneConfig, candidates, run_tuning
-from qasearch.settings import Settings
+from qasearch.bench import report
+from qasearch.bench.scale import ScaleConfig, run_scale
+from qasearch.bench.tuning import TuneConfig, candidates, run_tuning
+from qasearch.core.settings import Settings
 from tests.helpers import cluster_settings, free_port
 from tests.system import qasearch
 from tests.tiny_models import tiny_package

@@ -9,9 +9,9 @@ import time
 import pytest
 
 from gears.stats import read_stats
-from qasearch import keys, modelpkg
-from qasearch.partitions import in_ranges, slot_of_tag
-from qasearch.topology import cluster_client, masters, node_client
+from qasearch.core import keys, modelpkg
+from qasearch.core.partitions import in_ranges, slot_of_tag
+from qasearch.core.topology import cluster_client, masters, node_client
 from tests.helpers import redis_cli
 from tests.system import owner_of_doc, post, qasearch, wait_for
 

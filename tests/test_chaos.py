@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from qasearch.chaos import EventReport, Outcome, classify, report
+from qasearch.bench.chaos import EventReport, Outcome, classify, report
 from tests.system import qasearch
 
 

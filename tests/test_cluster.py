@@ -9,10 +9,10 @@ import signal
 import time
 from pathlib import Path
 
-from qasearch import localcluster
 from qasearch.cli import main
-from qasearch.partitions import owned_partitions
-from qasearch.topology import cluster_client, masters
+from qasearch.cluster import localcluster
+from qasearch.core.partitions import owned_partitions
+from qasearch.core.topology import cluster_client, masters
 from tests.conftest import start_cluster
 
 

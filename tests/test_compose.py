@@ -15,11 +15,12 @@ import pytest
 import redis
 import yaml
 
-from qasearch import clusterform, monitoring
-from qasearch.localcluster import redis_server_binary
-from qasearch.partitions import balanced_slot_ranges
-from qasearch.settings import Settings
-from qasearch.topology import masters
+from qasearch.cluster import clusterform
+from qasearch.cluster.localnodes import redis_server_binary
+from qasearch.core import monitoring
+from qasearch.core.partitions import balanced_slot_ranges
+from qasearch.core.settings import Settings
+from qasearch.core.topology import masters
 from tests.helpers import free_port_block
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from qasearch import codec, keys
+from qasearch.core import codec, keys
 
 ODD_IDS = [
     "plain-id.1~x",

@@ -14,8 +14,8 @@ import json
 import pytest
 
 from loaders.splitter import default_tokenizer
-from qasearch import codec, keys
-from qasearch.topology import node_client
+from qasearch.core import codec, keys
+from qasearch.core.topology import node_client
 from tests.system import owner_of_doc, post, qasearch, wait_for
 
 

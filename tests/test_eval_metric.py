@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from qasearch.evaluation import metric
-from qasearch.evaluation.squadfile import EvalFileError, read_eval_questions
+from qasearch.bench.evaluation import metric
+from qasearch.bench.evaluation.squadfile import EvalFileError, read_eval_questions
 
 
 @pytest.mark.parametrize("text, normalised", [

@@ -13,10 +13,10 @@ import random
 
 import pytest
 
-from qasearch import keys
-from qasearch.evaluation import metric
-from qasearch.evaluation.reader_eval import evaluate_package, evaluate_reader
-from qasearch.models import LoadedModel
+from qasearch.bench.evaluation import metric
+from qasearch.bench.evaluation.reader_eval import evaluate_package, evaluate_reader
+from qasearch.core import keys
+from qasearch.core.models import LoadedModel
 from tests import tiny_models
 from tests.test_reader_parity import make_pairs
 

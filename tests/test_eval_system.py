@@ -14,12 +14,12 @@ import sys
 
 import pytest
 
-from qasearch import modelpkg
-from qasearch.evaluation.open_domain import OpenEvalError, check_corpus
-from qasearch.evaluation.reader_eval import evaluate_package
-from qasearch.evaluation.squadfile import read_eval_questions
-from qasearch.models import LoadedModel
-from qasearch.settings import to_environ
+from qasearch.bench.evaluation.open_domain import OpenEvalError, check_corpus
+from qasearch.bench.evaluation.reader_eval import evaluate_package
+from qasearch.bench.evaluation.squadfile import read_eval_questions
+from qasearch.core import modelpkg
+from qasearch.core.models import LoadedModel
+from qasearch.core.settings import to_environ
 from tests.system import post, qasearch, wait_for
 
 PARAGRAPHS = [

@@ -14,11 +14,12 @@ import os
 import signal
 import time
 
-from qasearch import keys, localcluster, modelpkg, workers
-from qasearch.heartbeat import is_ready
-from qasearch.partitions import owned_partitions, partition_tag
-from qasearch.topology import cluster_client, masters, node_client
-from qasearch.workers import wait_standbys_ready
+from qasearch.cluster import localcluster, workers
+from qasearch.cluster.workers import wait_standbys_ready
+from qasearch.core import keys, modelpkg
+from qasearch.core.heartbeat import is_ready
+from qasearch.core.partitions import owned_partitions, partition_tag
+from qasearch.core.topology import cluster_client, masters, node_client
 from tests.system import replicas_match_masters, wait_for
 from tests.traffic import Traffic
 

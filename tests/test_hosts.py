@@ -18,10 +18,11 @@ import time
 import pytest
 
 from gears.supervisor import served
-from qasearch import clusterform, heartbeat, hostlayout, localcluster, procs, workers
-from qasearch.clusternodes import cluster_nodes
-from qasearch.settings import Settings, to_environ
-from qasearch.topology import masters
+from qasearch.cluster import clusterform, localcluster, localnodes, workers
+from qasearch.core import heartbeat, hostlayout, procs
+from qasearch.core.clusternodes import cluster_nodes
+from qasearch.core.settings import Settings, to_environ
+from qasearch.core.topology import masters
 from tests.conftest import start_cluster
 from tests.helpers import free_port
 from tests.system import SAMPLE, post, qasearch, teardown, wait_for
@@ -67,7 +68,7 @@ def test_nodes_bind_their_own_host_and_replicas_another(tmp_path):
             assert m.replicas and all(_host(r) != _host(m.address) for r in m.replicas), m
         for spec in localcluster.layout(settings):
             conf = spec.conf.read_text()
-            ip = localcluster._loopback_ip(spec.host)
+            ip = localnodes.loopback_ip(spec.host)
             assert f"\nbind {ip}\n" in conf and f"\ncluster-announce-ip {ip}\n" in conf
         assert {_host(n.address) for n in status.nodes} == {"127.0.0.1", "127.0.0.3",
                                                             "127.0.0.4"}
@@ -107,7 +108,7 @@ def hosts_system(tmp_path):
     """A system on three hosts: one supervisor per host, gateways on 127.0.0.3 and .4."""
     settings = start_cluster(tmp_path, hosts=",".join(HOSTS), max_batch_wait_ms=2.0)
     port = free_port()
-    while not all(localcluster.port_free(h, port) for h in HOSTS[1:]):
+    while not all(procs.port_free(h, port) for h in HOSTS[1:]):
         port = free_port()
     gateways = [settings.replace(api_host=h, api_port=port, run_dir=str(tmp_path / f"gw-{h}"))
                 for h in HOSTS[1:]]

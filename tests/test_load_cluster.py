@@ -14,16 +14,16 @@ from loaders.documents import LoadError
 from loaders.formats import read_documents
 from loaders.splitter import default_tokenizer
 from loaders.writer import write_documents
-from qasearch import keys
-from qasearch.partitions import (
+from qasearch.core import keys
+from qasearch.core.partitions import (
     in_ranges,
     partition_for_doc,
     partition_index,
     partition_tag,
     slot_of_tag,
 )
-from qasearch.settings import to_environ
-from qasearch.topology import cluster_client, masters, node_client
+from qasearch.core.settings import to_environ
+from qasearch.core.topology import cluster_client, masters, node_client
 
 
 def _load(settings, path):

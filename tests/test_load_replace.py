@@ -14,11 +14,11 @@ import pytest
 from loaders.formats import read_documents
 from loaders.splitter import default_tokenizer
 from loaders.writer import write_documents
-from qasearch import keys
 from qasearch.cli import main
-from qasearch.partitions import partition_for_doc, partition_tag
-from qasearch.settings import to_environ
-from qasearch.topology import cluster_client, node_client
+from qasearch.core import keys
+from qasearch.core.partitions import partition_for_doc, partition_tag
+from qasearch.core.settings import to_environ
+from qasearch.core.topology import cluster_client, node_client
 from tests.system import owner_of_doc, qasearch, wait_for
 
 

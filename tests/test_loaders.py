@@ -10,7 +10,7 @@ import pytest
 from loaders.documents import LoadError
 from loaders.formats import guess_format, read_documents
 from loaders.splitter import default_tokenizer, split_document
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 TOKENIZER = default_tokenizer()
 

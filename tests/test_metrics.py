@@ -21,9 +21,9 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from qasearch import keys, modelpkg, monitoring
-from qasearch.partitions import owned_partitions, partition_tag
-from qasearch.topology import cluster_client, masters, node_client
+from qasearch.core import keys, modelpkg, monitoring
+from qasearch.core.partitions import owned_partitions, partition_tag
+from qasearch.core.topology import cluster_client, masters, node_client
 from tests.helpers import free_port
 from tests.system import REPO, owner_of_doc, post, qasearch, wait_for
 

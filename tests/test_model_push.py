@@ -13,11 +13,17 @@ import torch
 from torch import nn
 
 from loaders import model_push
-from qasearch import modelpkg
-from qasearch.models import LoadedModel
-from qasearch.settings import to_environ
-from qasearch.topology import masters, node_client
+from qasearch.bench import agreement
+from qasearch.core import modelpkg
+from qasearch.core.models import LoadedModel
+from qasearch.core.settings import to_environ
+from qasearch.core.topology import masters, node_client
 from tests import tiny_models
+
+
+def _sample_quality(fp32_model, quantized_model, tokenizer, max_seq_len):
+    return agreement.quantized_quality(fp32_model, quantized_model, tokenizer,
+                                       max_seq_len=max_seq_len)
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +63,8 @@ def test_checkpoint_without_qa_head_is_marked_untrained(folders, capsys):
 
 def test_quantized_reader_is_checked_and_labelled(folders):
     qa, bare = folders
-    package, report = model_push.prepare(str(qa), embedder=str(bare), quantize="int8")
+    package, report = model_push.prepare(str(qa), embedder=str(bare), quantize="int8",
+                                         score_quantized=_sample_quality)
     assert package.manifest["reader"]["quantized"] == "int8"
     # both readers scored on the same 78 sample questions (noise: mechanics only)
     quality = report.quality

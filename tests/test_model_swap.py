@@ -8,8 +8,8 @@ and the rollback.
 
 from __future__ import annotations
 
-from qasearch import modelpkg
-from qasearch.topology import masters, node_client
+from qasearch.core import modelpkg
+from qasearch.core.topology import masters, node_client
 from tests import tiny_models
 from tests.system import serving, wait_for
 from tests.traffic import Traffic

@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from loaders import model_push
-from qasearch import keys, modelpkg
-from qasearch.models import LoadedModel
-from qasearch.partitions import in_ranges, slot_of_tag
-from qasearch.topology import Master, masters, node_client
+from qasearch.core import keys, modelpkg
+from qasearch.core.models import LoadedModel
+from qasearch.core.partitions import in_ranges, slot_of_tag
+from qasearch.core.topology import Master, masters, node_client
 from tests import tiny_models
 
 SMALL_CHUNK = 256 * 1024  # several chunks per blob even for the tiny package

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance")

@@ -9,9 +9,10 @@ import time
 import urllib.error
 import urllib.request
 
-from qasearch import modelpkg, workers
-from qasearch.heartbeat import is_ready
-from qasearch.topology import masters, node_client
+from qasearch.cluster import workers
+from qasearch.core import modelpkg
+from qasearch.core.heartbeat import is_ready
+from qasearch.core.topology import masters, node_client
 from tests.system import post, qasearch, wait_for
 from tests.traffic import Traffic
 

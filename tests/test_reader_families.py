@@ -23,8 +23,8 @@ import json
 
 import pytest
 
-from qasearch import keys
-from qasearch.topology import cluster_client
+from qasearch.core import keys
+from qasearch.core.topology import cluster_client
 from tests import families, tiny_models
 from tests.conftest import start_cluster
 from tests.helpers import free_port
@@ -63,7 +63,7 @@ def served(tmp_path_factory):
     finally:
         teardown(settings, "serve", "--stop")
         teardown(settings, "workers", "stop")
-        from qasearch import localcluster
+        from qasearch.cluster import localcluster
 
         localcluster.down(cluster, purge=True)
         print("\nparity through the gateway (identical / pairs):")

@@ -21,8 +21,8 @@ import torch
 from gears import reader
 from gears.tensorize import passage_tokens
 from loaders import model_push
-from qasearch import keys
-from qasearch.models import LoadedModel
+from qasearch.core import keys
+from qasearch.core.models import LoadedModel
 from tests import families, tiny_models
 
 BUCKET = 16  # the default length bucket (settings.length_bucket_tokens)

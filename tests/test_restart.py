@@ -26,10 +26,11 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from qasearch import heartbeat, keys, localcluster, modelpkg, workers
-from qasearch.partitions import partition_tag
-from qasearch.settings import to_environ
-from qasearch.topology import cluster_client, masters, node_client
+from qasearch.cluster import localcluster, workers
+from qasearch.core import heartbeat, keys, modelpkg
+from qasearch.core.partitions import partition_tag
+from qasearch.core.settings import to_environ
+from qasearch.core.topology import cluster_client, masters, node_client
 from tests.conftest import start_cluster
 from tests.helpers import HOST, free_port
 from tests.system import SAMPLE, post, qasearch, replicas_match_masters, teardown, wait_for

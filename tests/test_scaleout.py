@@ -15,16 +15,17 @@ import sys
 import urllib.error
 import urllib.request
 
-from qasearch import keys, localcluster, scaleout, workers
-from qasearch.heartbeat import is_ready
-from qasearch.partitions import (
+from qasearch.cluster import localcluster, scaleout, workers
+from qasearch.core import keys
+from qasearch.core.heartbeat import is_ready
+from qasearch.core.partitions import (
     balanced_slot_ranges,
     owned_partitions,
     partition_slot_ranges,
     partition_tag,
 )
-from qasearch.settings import to_environ
-from qasearch.topology import Master, cluster_client, masters
+from qasearch.core.settings import to_environ
+from qasearch.core.topology import Master, cluster_client, masters
 from tests.conftest import start_cluster
 from tests.helpers import free_port
 from tests.system import SAMPLE, post, qasearch, wait_for

@@ -17,9 +17,10 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from qasearch import credentials, localcluster, workers
-from qasearch.settings import Settings, to_environ
-from qasearch.topology import node_client
+from qasearch.cluster import localcluster, workers
+from qasearch.core import credentials
+from qasearch.core.settings import Settings, to_environ
+from qasearch.core.topology import node_client
 from tests.helpers import HOST, free_port_block, redis_cli
 from tests.system import wait_for
 

@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from loaders import shipped_reader
-from qasearch import modelpkg
-from qasearch.evaluation.metric import score
-from qasearch.evaluation.squadfile import read_eval_questions
-from qasearch.topology import masters, node_client
+from qasearch.bench.evaluation.metric import score
+from qasearch.bench.evaluation.squadfile import read_eval_questions
+from qasearch.core import modelpkg
+from qasearch.core.topology import masters, node_client
 from tests.system import REPO, post, qasearch, roll_back_and_delete, serving, wait_for
 
 QUESTIONS = REPO / "data" / "sample" / "questions.json"

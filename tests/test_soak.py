@@ -13,12 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from qasearch import procs
-from qasearch.benchmark.http_load import QueryClient
-from qasearch.procmem import Memory, growth
-from qasearch.settings import Settings, to_environ
-from qasearch.soak import Sent, kind_of, targets, windows
-from qasearch.workers import states as worker_states
+from qasearch.bench.http_load import QueryClient
+from qasearch.bench.procmem import Memory, growth
+from qasearch.bench.soak import Sent, kind_of, targets, windows
+from qasearch.cluster.workers import states as worker_states
+from qasearch.core import procs
+from qasearch.core.settings import Settings, to_environ
 from tests.helpers import HOST, free_port
 
 P99_TARGET = "p99 in the last minute within 1.5x of the first"

@@ -12,8 +12,9 @@ import shutil
 import signal
 from pathlib import Path
 
-from qasearch import localcluster, procs, workers
-from qasearch.topology import masters
+from qasearch.cluster import localcluster, workers
+from qasearch.core import procs
+from qasearch.core.topology import masters
 from tests.conftest import start_cluster
 from tests.system import wait_for
 

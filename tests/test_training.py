@@ -16,8 +16,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from qasearch import modelpkg
-from qasearch.topology import masters, node_client
+from qasearch.core import modelpkg
+from qasearch.core.topology import masters, node_client
 from qasearch.training import trainer
 from tests import tiny_models
 from tests.system import REPO, post, qasearch, roll_back_and_delete, serving, wait_for

@@ -16,10 +16,10 @@ import pytest
 
 from api.fanout import Fanout
 from api.search import TwoPhaseSearch
-from qasearch import keys, modelpkg
-from qasearch.models import LoadedModel
-from qasearch.topology import cluster_client, node_client
-from qasearch.workers import wait_standbys_ready
+from qasearch.cluster.workers import wait_standbys_ready
+from qasearch.core import keys, modelpkg
+from qasearch.core.models import LoadedModel
+from qasearch.core.topology import cluster_client, node_client
 from tests.system import owner_of_doc, post, qasearch, wait_for
 
 RARE = "zorblaxite"  # a word no other passage of the sample holds

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api.validation import BadRequest, parse_query
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 S = Settings()
 

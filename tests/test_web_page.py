@@ -24,9 +24,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from qasearch import heartbeat, keys, workers
-from qasearch.partitions import owned_partitions, partition_tag
-from qasearch.topology import masters, node_client
+from qasearch.cluster import workers
+from qasearch.core import heartbeat, keys
+from qasearch.core.partitions import owned_partitions, partition_tag
+from qasearch.core.topology import masters, node_client
 from tests.system import REPO, owner_of_doc, post, qasearch, wait_for
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

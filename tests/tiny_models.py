@@ -19,7 +19,7 @@ from transformers import (  # noqa: E402
 )
 
 from loaders import model_push  # noqa: E402
-from qasearch.modelpkg import ModelPackage  # noqa: E402
+from qasearch.core.modelpkg import ModelPackage  # noqa: E402
 
 # QA logits of a freshly initialised head are tiny (std ~0.02 weights); a wider
 # spread keeps the best spans well apart, so float noise cannot reorder them.

@@ -7,10 +7,10 @@ import json
 import urllib.error
 import urllib.request
 
-from qasearch import gateway
-from qasearch.apiclient import json_headers
-from qasearch.errors import CommandError
-from qasearch.settings import load_settings
+from qasearch.cluster import gateway
+from qasearch.core.apiclient import json_headers
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
 
 
 def _ask(args: argparse.Namespace) -> int:

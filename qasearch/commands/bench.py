@@ -8,10 +8,10 @@ import os
 import time
 from pathlib import Path
 
-from qasearch import gateway
-from qasearch.errors import CommandError
-from qasearch.questions import read_squad_questions
-from qasearch.settings import Settings, load_settings
+from qasearch.cluster import gateway
+from qasearch.core.errors import CommandError
+from qasearch.core.questions import read_squad_questions
+from qasearch.core.settings import Settings, load_settings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample"
 DEFAULT_QUESTIONS = SAMPLE / "questions.json"
@@ -44,7 +44,7 @@ def _questions(path: str | None) -> list[str]:
 
 
 def _config(args: argparse.Namespace):
-    from qasearch.benchmark.side_by_side import BenchConfig
+    from qasearch.bench.side_by_side import BenchConfig
 
     base = BenchConfig.quick() if args.quick else BenchConfig()
     changes = {
@@ -64,8 +64,8 @@ def _config(args: argparse.Namespace):
 
 
 def _side_by_side(args: argparse.Namespace, settings: Settings) -> int:
-    from qasearch.benchmark import report
-    from qasearch.benchmark.side_by_side import SideBySide
+    from qasearch.bench import report
+    from qasearch.bench.side_by_side import SideBySide
 
     folder, _ = report.resolve_output(args.output)
     config = _config(args)
@@ -90,9 +90,9 @@ def _side_by_side(args: argparse.Namespace, settings: Settings) -> int:
 def _fair(args: argparse.Namespace, settings: Settings, url: str, bench, results: dict,
           raw: dict) -> None:
     """Section d: per K, the system beside the twenty-line alternative (its own process)."""
-    from qasearch.benchmark.baseline import BaselineFailed
-    from qasearch.benchmark.fair import FairConfig, run_fair
-    from qasearch.evaluation.squadfile import EvalFileError
+    from qasearch.bench.baseline import BaselineFailed
+    from qasearch.bench.evaluation.squadfile import EvalFileError
+    from qasearch.bench.fair import FairConfig, run_fair
 
     config = FairConfig(
         eval_file=args.eval_file or str(DEFAULT_QUESTIONS), ks=args.baseline_k,
@@ -111,9 +111,9 @@ def _fair(args: argparse.Namespace, settings: Settings, url: str, bench, results
 
 def _masters(args: argparse.Namespace, settings: Settings, folder: Path) -> dict:
     """Section e: the same corpus and questions on fresh clusters of each master count."""
-    from qasearch.benchmark.fair import answerable
-    from qasearch.benchmark.masters import MastersConfig, run_masters
-    from qasearch.benchmark.snapshot import stored_texts
+    from qasearch.bench.fair import answerable
+    from qasearch.bench.masters import MastersConfig, run_masters
+    from qasearch.bench.snapshot import stored_texts
 
     passages = stored_texts(settings)
     if not passages:
@@ -129,13 +129,13 @@ def _masters(args: argparse.Namespace, settings: Settings, folder: Path) -> dict
 def _quality(args: argparse.Namespace, settings: Settings, url: str) -> dict:
     """Open-domain EM/F1 of the first --eval-limit questions, beside the speed figures;
     recall of the gold paragraph only when the file's paragraphs are the loaded corpus."""
-    from qasearch.evaluation.open_domain import (
+    from qasearch.bench.evaluation.open_domain import (
         OpenConfig,
         OpenEvalError,
         check_corpus,
         evaluate_open,
     )
-    from qasearch.evaluation.squadfile import EvalFileError, read_eval_questions
+    from qasearch.bench.evaluation.squadfile import EvalFileError, read_eval_questions
 
     path = args.eval_file or str(DEFAULT_QUESTIONS)
     try:
@@ -199,7 +199,7 @@ def _scale_package(settings: Settings):
     """The package the running system serves, else a freshly built offline MiniLM one."""
     import redis
 
-    from qasearch import modelpkg
+    from qasearch.core import modelpkg
 
     try:
         return modelpkg.load_current(settings)
@@ -213,9 +213,9 @@ def _scale_package(settings: Settings):
 
 
 def _scale(args: argparse.Namespace, settings: Settings) -> int:
-    from qasearch.benchmark import machine, report
-    from qasearch.benchmark.scale import METHOD, ScaleConfig, run_scale
-    from qasearch.benchmark.side_by_side import model_summary, settings_dict
+    from qasearch.bench import machine, report
+    from qasearch.bench.scale import METHOD, ScaleConfig, run_scale
+    from qasearch.bench.side_by_side import model_summary, settings_dict
 
     folder, _ = report.resolve_output(args.output)
     scratch = _scratch_settings(settings, args, folder, "scale-system")
@@ -256,9 +256,9 @@ def _scratch_settings(settings: Settings, args: argparse.Namespace, folder: Path
 
 
 def _tune(args: argparse.Namespace, settings: Settings) -> int:
-    from qasearch.benchmark import machine, report
-    from qasearch.benchmark.side_by_side import model_summary, settings_dict
-    from qasearch.benchmark.tuning import TuneConfig, run_tuning
+    from qasearch.bench import machine, report
+    from qasearch.bench.side_by_side import model_summary, settings_dict
+    from qasearch.bench.tuning import TuneConfig, run_tuning
 
     folder, _ = report.resolve_output(args.output)
     scratch = _scratch_settings(settings, args, folder, "tune-system")
@@ -277,7 +277,7 @@ def _tune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _rewrite(folder: str) -> int:
-    from qasearch.benchmark import report
+    from qasearch.bench import report
 
     try:
         folder_path, written = report.rewrite(folder)

@@ -7,11 +7,10 @@ import argparse
 import json
 from pathlib import Path
 
-from qasearch import chaos, soak
-from qasearch.benchmark import report
+from qasearch.bench import chaos, report, soak
 from qasearch.commands.bench import _ints, _questions  # the benchmark's levels and questions
-from qasearch.errors import CommandError
-from qasearch.settings import load_settings
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
 
 
 def _events(raw: str) -> list[str]:

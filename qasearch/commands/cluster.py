@@ -8,10 +8,11 @@ import os
 import sys
 from pathlib import Path
 
-from qasearch import credentials, hostlayout, localcluster
+from qasearch.cluster import localcluster
 from qasearch.commands import cluster_addnode
-from qasearch.errors import CommandError
-from qasearch.settings import Settings, load_settings
+from qasearch.core import credentials, hostlayout
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:

@@ -6,9 +6,9 @@ import argparse
 import json
 from collections.abc import Callable
 
-from qasearch import localcluster, scaleout
-from qasearch.errors import CommandError
-from qasearch.settings import Settings
+from qasearch.cluster import localcluster, scaleout
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import Settings
 
 
 def _run(args: argparse.Namespace, settings_of: Callable[[argparse.Namespace], Settings]) -> int:

@@ -7,10 +7,10 @@ import os
 import sys
 import time
 
-from qasearch import gateway
-from qasearch.errors import CommandError
-from qasearch.evaluation.squadfile import EvalFileError, read_eval_questions
-from qasearch.settings import Settings, load_settings
+from qasearch.bench.evaluation.squadfile import EvalFileError, read_eval_questions
+from qasearch.cluster import gateway
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import Settings, load_settings
 
 
 def _served_model(settings: Settings):
@@ -18,8 +18,8 @@ def _served_model(settings: Settings):
     import redis
     from redis.exceptions import RedisClusterException
 
-    from qasearch import modelpkg
-    from qasearch.models import LoadedModel
+    from qasearch.core import modelpkg
+    from qasearch.core.models import LoadedModel
 
     try:
         package = modelpkg.load_current(settings)
@@ -32,7 +32,7 @@ def _served_model(settings: Settings):
 
 
 def _reader(args: argparse.Namespace, settings: Settings, progress: bool) -> dict:
-    from qasearch.evaluation import reader_eval
+    from qasearch.bench.evaluation import reader_eval
 
     options = {"limit": args.limit, "max_seq_len": args.max_seq_len,
                "doc_stride": args.doc_stride, "progress": progress, "settings": settings}
@@ -56,7 +56,7 @@ def _reader(args: argparse.Namespace, settings: Settings, progress: bool) -> dic
 
 
 def _open(args: argparse.Namespace, settings: Settings, questions, progress: bool) -> dict:
-    from qasearch.evaluation.open_domain import (
+    from qasearch.bench.evaluation.open_domain import (
         OpenConfig,
         OpenEvalError,
         check_gateway,
@@ -84,7 +84,7 @@ def _open(args: argparse.Namespace, settings: Settings, questions, progress: boo
 
 def _wait_for_corpus(settings: Settings, questions, path: str, wait_s: float) -> None:
     """check_corpus, tried again for up to ``wait_s`` while the workers tokenise."""
-    from qasearch.evaluation.open_domain import OpenEvalError, check_corpus
+    from qasearch.bench.evaluation.open_domain import OpenEvalError, check_corpus
 
     deadline = time.monotonic() + max(0.0, wait_s)
     while True:
@@ -109,7 +109,7 @@ def _sample(questions: list, n: int, seed: int) -> list:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from qasearch.evaluation import report
+    from qasearch.bench.evaluation import report
 
     if args.limit is not None and args.limit < 1:
         raise CommandError("--limit must be at least 1")

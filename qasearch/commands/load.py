@@ -12,9 +12,9 @@ from loaders.documents import LoadError, plural
 from loaders.formats import FORMATS, read_documents
 from loaders.splitter import default_tokenizer
 from loaders.writer import LoadInterrupted, LoadSummary, write_documents
-from qasearch.errors import CommandError
-from qasearch.settings import load_settings
-from qasearch.topology import cluster_client
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
+from qasearch.core.topology import cluster_client
 
 
 def _load(args: argparse.Namespace) -> int:

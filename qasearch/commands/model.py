@@ -7,11 +7,11 @@ import time
 
 import redis
 
-from qasearch import keys, modelpkg
-from qasearch.errors import CommandError
-from qasearch.evaluation.squadfile import EvalFileError, read_eval_questions
-from qasearch.settings import load_settings
-from qasearch.topology import masters, node_client
+from qasearch.bench.evaluation.squadfile import EvalFileError, read_eval_questions
+from qasearch.core import keys, modelpkg
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
+from qasearch.core.topology import masters, node_client
 
 
 def _mib(n: int) -> str:
@@ -29,6 +29,22 @@ def _shipped_reader() -> str:
     print(f"no SOURCE given: the trained reader that ships with qasearch "
           f"({shipped_reader.SHIPPED_DIR.name}, rebuilt in {folder})")
     return str(folder)
+
+
+def _quantized_scorer(eval_file: str | None):
+    """EM/F1 of the fp32 and the quantised reader on ``eval_file`` (the sample
+    questions by default), and how often their spans agree."""
+    from pathlib import Path
+
+    from qasearch.bench.agreement import SAMPLE_QUESTIONS, quantized_quality
+
+    path = Path(eval_file) if eval_file else SAMPLE_QUESTIONS
+
+    def score(fp32_model, quantized_model, tokenizer, max_seq_len: int):
+        return quantized_quality(fp32_model, quantized_model, tokenizer,
+                                 questions_path=path, max_seq_len=max_seq_len)
+
+    return score
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -50,7 +66,8 @@ def _push(args: argparse.Namespace) -> int:
             source = _shipped_reader()
         package, report = model_push.prepare(
             source, embedder=args.embedder, offline_minilm=args.offline_minilm,
-            max_seq_len=args.max_seq_len, quantize=args.quantize, eval_file=args.eval_file,
+            max_seq_len=args.max_seq_len, quantize=args.quantize,
+            score_quantized=_quantized_scorer(args.eval_file) if args.quantize else None,
         )
     except model_push.ModelPushError as exc:
         raise CommandError(str(exc)) from None

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from qasearch.errors import CommandError
+from qasearch.core.errors import CommandError
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -51,7 +51,8 @@ def _ship(args: argparse.Namespace) -> int:
 
     output = Path(args.output)
     try:
-        manifest = shipped_reader.pack(Path(args.run), output, name=output.name)
+        manifest = shipped_reader.pack(Path(args.run), trainer.read_manifest(Path(args.run)),
+                                       output, name=output.name)
         model, tokenizer, manifest = shipped_reader.rebuild_model(output)
     except (shipped_reader.ShippedReaderError, trainer.TrainingError) as exc:
         raise CommandError(str(exc)) from None

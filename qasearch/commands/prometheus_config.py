@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from qasearch import monitoring
-from qasearch.errors import CommandError
-from qasearch.settings import load_settings
+from qasearch.core import monitoring
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
 
 
 def _write(args: argparse.Namespace) -> int:

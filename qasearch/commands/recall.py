@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from qasearch.bench.recall import measure_recall
 from qasearch.commands.bench import DEFAULT_QUESTIONS
-from qasearch.questions import read_squad_questions
-from qasearch.recall import measure_recall
-from qasearch.settings import load_settings
+from qasearch.core.questions import read_squad_questions
+from qasearch.core.settings import load_settings
 
 
 def _recall(args: argparse.Namespace) -> int:

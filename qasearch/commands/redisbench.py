@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from qasearch import gateway
-from qasearch.errors import CommandError
-from qasearch.redisbench import measure
-from qasearch.settings import load_settings
+from qasearch.bench.redisbench import measure
+from qasearch.cluster import gateway
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from qasearch import gateway
-from qasearch.errors import CommandError
-from qasearch.settings import load_settings
+from qasearch.cluster import gateway
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
 
 
 def _serve(args: argparse.Namespace) -> int:

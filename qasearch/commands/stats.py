@@ -6,9 +6,9 @@ import argparse
 import json
 
 from gears.stats import FIELDS, read_stats
-from qasearch import keys, modelpkg
-from qasearch.settings import load_settings
-from qasearch.topology import masters, node_client
+from qasearch.core import keys, modelpkg
+from qasearch.core.settings import load_settings
+from qasearch.core.topology import masters, node_client
 
 
 def _stats(args: argparse.Namespace) -> int:

@@ -6,7 +6,7 @@ import argparse
 import time
 
 from loaders import synthetic
-from qasearch.errors import CommandError
+from qasearch.core.errors import CommandError
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -6,9 +6,10 @@ import argparse
 
 import redis
 
-from qasearch import hostlayout, workers
-from qasearch.errors import CommandError
-from qasearch.settings import load_settings
+from qasearch.cluster import workers
+from qasearch.core import hostlayout
+from qasearch.core.errors import CommandError
+from qasearch.core.settings import load_settings
 
 
 def _start(args: argparse.Namespace) -> int:

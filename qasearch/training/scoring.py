@@ -1,7 +1,7 @@
 """Reader-only scores of a trained reader, as ``model train --eval`` and ``model ship`` report.
 
 Both score with the workers' own window and decoding code
-(:mod:`qasearch.evaluation.reader_eval`), on the served ``max_seq_len`` and
+(:mod:`qasearch.bench.evaluation.reader_eval`), on the served ``max_seq_len`` and
 ``doc_stride``, in up to two ways:
 
 * ``answerable``: the file's answerable questions, best span always given
@@ -30,9 +30,9 @@ def _summary(scores, path: Path) -> dict:
 def score_model(model, tokenizer, eval_file: Path, *, limit: int = 0,
                 progress: bool = True) -> dict:
     """{"answerable": {...}, "with_unanswerable": {...}} for a model in memory."""
-    from qasearch.evaluation.reader_eval import EagerReader, score_questions
-    from qasearch.evaluation.squadfile import read_eval_questions
-    from qasearch.settings import load_settings
+    from qasearch.bench.evaluation.reader_eval import EagerReader, score_questions
+    from qasearch.bench.evaluation.squadfile import read_eval_questions
+    from qasearch.core.settings import load_settings
 
     settings = load_settings()
     questions = read_eval_questions(eval_file, limit or None)

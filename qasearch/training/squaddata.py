@@ -19,7 +19,7 @@ from pathlib import Path
 
 from loaders import squad
 from loaders.documents import LoadError, json_kind
-from qasearch.settings import Settings
+from qasearch.core.settings import Settings
 
 
 @dataclass(frozen=True)

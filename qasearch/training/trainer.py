@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from loaders.shipped_reader import folder_weights_digest
 from qasearch.training.features import Feature, FeatureStats, build_features
 from qasearch.training.squaddata import TrainingData, read_training_files
 
@@ -290,7 +291,7 @@ def train(config: TrainConfig, *, progress: bool = True, restart: bool = False,
     manifest = {
         "kind": "qasearch reader training run",
         "base": {"path": str(base), "name": Path(base).name,
-                 "digest": folder_weights_digest(Path(base))},
+                 "digest": _base_digest(Path(base))},
         "data": {"files": data.digests, "questions": len(data.examples),
                  "answerable": data.answerable, "unanswerable": data.unanswerable,
                  "duplicates_skipped": data.duplicates, "paragraphs": len(data.contexts),
@@ -309,17 +310,11 @@ def train(config: TrainConfig, *, progress: bool = True, restart: bool = False,
     return RunResult(output, step, resumed_from, losses, manifest)
 
 
-def folder_weights_digest(folder: Path) -> str:
-    """sha256 of a Hugging Face folder's weight file (safetensors preferred)."""
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        path = folder / name
-        if path.is_file():
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            return f"{name}:{digest.hexdigest()}"
-    raise TrainingError(f"{folder} holds no model.safetensors or pytorch_model.bin")
+def _base_digest(base: Path) -> str:
+    found = folder_weights_digest(base)
+    if found is None:
+        raise TrainingError(f"{base} holds no model.safetensors or pytorch_model.bin")
+    return found
 
 
 def _transformers_version() -> str:
