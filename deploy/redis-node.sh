@@ -1,6 +1,6 @@
 #!/bin/sh
 # One Redis Cluster node of docker-compose.yml, configured as `qasearch cluster up`
-# configures its local nodes (qasearch/cluster/localcluster.py): cluster mode, key-miss
+# configures its local nodes (qasearch/cluster/localnodes.py): cluster mode, key-miss
 # events (notify-keyspace-events Em) in the config file so a promoted replica has
 # them too, AOF, full coverage not required, and an ACL user whose password comes
 # from the environment only (QASEARCH_REDIS_PASSWORD) and is written to a private
