@@ -41,7 +41,7 @@ from loaders.push_checks import (  # noqa: F401  (TRACE_TOLERANCE: part of this 
 from qasearch.core import modelpkg, specials
 
 DEFAULT_MAX_SEQ_LEN = 384
-# (fp32 reader, quantised reader, tokenizer, max_seq_len) -> the quality report of the two
+# (fp32 reader, quantised reader, tokenizer, max_seq_len=) -> the quality report of the two
 QuantizedScorer = Callable[[nn.Module, nn.Module, object, int], object]
 OFFLINE_SEED = 0
 
@@ -379,7 +379,7 @@ def prepare(
     if quantize and score_quantized is not None:
         # scored at the package's sequence length, as the workers will read with it
         report.quality = score_quantized(model, _quantize(model, quantize), tokenizer,
-                                         package.manifest["reader"]["max_seq_len"])
+                                         max_seq_len=package.manifest["reader"]["max_seq_len"])
     return package, report
 
 

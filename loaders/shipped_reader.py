@@ -64,9 +64,8 @@ def _base_model():
     return model.eval(), tokenizer, base
 
 
-def folder_weights_digest(folder: Path) -> str | None:
-    """sha256 of a Hugging Face folder's weight file (safetensors preferred); None when
-    the folder holds neither file."""
+def folder_weights_digest(folder: Path) -> str:
+    """sha256 of a Hugging Face folder's weight file (safetensors preferred)."""
     for name in ("model.safetensors", "pytorch_model.bin"):
         path = Path(folder) / name
         if path.is_file():
@@ -75,14 +74,7 @@ def folder_weights_digest(folder: Path) -> str | None:
                 for block in iter(lambda: fh.read(1 << 20), b""):
                     sha.update(block)
             return f"{name}:{sha.hexdigest()}"
-    return None
-
-
-def _base_digest(base: Path) -> str:
-    found = folder_weights_digest(base)
-    if found is None:
-        raise ShippedReaderError(f"{base} holds no model.safetensors or pytorch_model.bin")
-    return found
+    raise ShippedReaderError(f"{folder} holds no model.safetensors or pytorch_model.bin")
 
 
 def digest(model: torch.nn.Module) -> str:
@@ -97,7 +89,7 @@ def rebuild_model(folder: Path = SHIPPED_DIR):
 
     manifest = read_manifest(folder)
     model, tokenizer, base = _base_model()
-    have = _base_digest(base)
+    have = folder_weights_digest(base)
     if have != manifest["base"]["digest"]:
         raise ShippedReaderError(
             f"the installed {BASE_PACKAGE.split('==')[0]} weights ({have[:40]}...) are not "
@@ -158,7 +150,7 @@ def pack(run_dir: Path, run: dict, folder: Path, name: str = "minilm-squad") -> 
     from safetensors.torch import load_file, save_file
 
     model, _, base = _base_model()
-    base_digest = _base_digest(base)
+    base_digest = folder_weights_digest(base)
     if run["base"]["digest"] != base_digest:
         raise ShippedReaderError(f"{run_dir} was not trained from the installed MiniLM package "
                                  "(its base digest differs): only such runs can be packed")

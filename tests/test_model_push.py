@@ -21,11 +21,6 @@ from qasearch.core.topology import masters, node_client
 from tests import tiny_models
 
 
-def _sample_quality(fp32_model, quantized_model, tokenizer, max_seq_len):
-    return agreement.quantized_quality(fp32_model, quantized_model, tokenizer,
-                                       max_seq_len=max_seq_len)
-
-
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     """A tiny QA checkpoint and a tiny encoder-only checkpoint (no QA head), saved locally."""
@@ -64,7 +59,7 @@ def test_checkpoint_without_qa_head_is_marked_untrained(folders, capsys):
 def test_quantized_reader_is_checked_and_labelled(folders):
     qa, bare = folders
     package, report = model_push.prepare(str(qa), embedder=str(bare), quantize="int8",
-                                         score_quantized=_sample_quality)
+                                         score_quantized=agreement.quantized_quality)
     assert package.manifest["reader"]["quantized"] == "int8"
     # both readers scored on the same 78 sample questions (noise: mechanics only)
     quality = report.quality

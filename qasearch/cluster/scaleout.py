@@ -35,7 +35,7 @@ from pathlib import Path
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from qasearch.cluster import localcluster, localnodes, nodewait, workers
+from qasearch.cluster import localcluster, localnodes, nodewait
 from qasearch.cluster.slotmove import Node, move_partition, move_slots
 from qasearch.core import heartbeat, keys, modelpkg, procs
 from qasearch.core.partitions import (
@@ -166,7 +166,7 @@ def _owner_map(current: list[Master]) -> list[str]:
 
 def _workers_running(settings: Settings) -> bool:
     return procs.running_pid(
-        settings.run_dir, workers.SUPERVISOR, workers.SUPERVISOR_MARKER) is not None
+        settings.run_dir, procs.SUPERVISOR, procs.SUPERVISOR_MARKER) is not None
 
 
 def _heartbeat(node: Node, tag: str) -> dict[str, str]:

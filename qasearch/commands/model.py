@@ -34,17 +34,13 @@ def _shipped_reader() -> str:
 def _quantized_scorer(eval_file: str | None):
     """EM/F1 of the fp32 and the quantised reader on ``eval_file`` (the sample
     questions by default), and how often their spans agree."""
+    from functools import partial
     from pathlib import Path
 
     from qasearch.bench.agreement import SAMPLE_QUESTIONS, quantized_quality
 
-    path = Path(eval_file) if eval_file else SAMPLE_QUESTIONS
-
-    def score(fp32_model, quantized_model, tokenizer, max_seq_len: int):
-        return quantized_quality(fp32_model, quantized_model, tokenizer,
-                                 questions_path=path, max_seq_len=max_seq_len)
-
-    return score
+    return partial(quantized_quality,
+                   questions_path=Path(eval_file) if eval_file else SAMPLE_QUESTIONS)
 
 
 def _push(args: argparse.Namespace) -> int:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from loaders.shipped_reader import folder_weights_digest
+from loaders.shipped_reader import ShippedReaderError, folder_weights_digest
 from qasearch.training.features import Feature, FeatureStats, build_features
 from qasearch.training.squaddata import TrainingData, read_training_files
 
@@ -311,10 +311,10 @@ def train(config: TrainConfig, *, progress: bool = True, restart: bool = False,
 
 
 def _base_digest(base: Path) -> str:
-    found = folder_weights_digest(base)
-    if found is None:
-        raise TrainingError(f"{base} holds no model.safetensors or pytorch_model.bin")
-    return found
+    try:
+        return folder_weights_digest(base)
+    except ShippedReaderError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def _transformers_version() -> str:
