@@ -27,6 +27,7 @@ from api.response_cache import ResponseCache
 from api.search import Outcome, TwoPhaseSearch
 from api.validation import BadRequest, QueryRequest, parse_query
 from qasearch.core import keys
+from qasearch.core import no_answer as no_answer_rule
 from qasearch.core.models import LoadedModel
 from qasearch.core.settings import Settings
 from qasearch.core.topology import cluster_client
@@ -41,19 +42,18 @@ UNTRAINED_WARNING = (
 )
 
 
-def no_answer(results: list[dict], read: list[dict]) -> tuple[bool, float | None]:
-    """Whether nothing read answers the question, and the null score that says so.
+def no_answer(results: list[dict], threshold: float) -> tuple[bool, float | None]:
+    """Whether the best answer loses to "no answer", and the null score it lost to.
 
-    The passages read are taken as the windows of one context, as the QA pipeline's
-    ``handle_impossible_answer`` takes a long context's windows: the null score is the
-    lowest over them, and "no answer" wins when it is above the best answer's span
-    score (its reader score, not the score interpolated with retrieval).
+    The rule of :mod:`qasearch.core.no_answer`: the best answer's span score against the
+    null score of the passage it came from, at the served reader's ``threshold``.
+    Nothing found at all is "no answer" too.
     """
-    nulls = [p["null_score"] for p in read if p.get("null_score") is not None]
-    null = min(nulls) if nulls else None
     if not results:
-        return True, null
-    return null is not None and null > results[0]["reader_score"], null
+        return True, None
+    best = results[0]
+    null = best.get("null_score")
+    return no_answer_rule.says_no_answer(best["reader_score"], null, threshold), null
 
 
 def _ms_since(started: float) -> float:
@@ -212,13 +212,16 @@ class Gateway:
              started: float) -> dict:
         """The 200 body (without ``cached``) for what the two phases ``found``."""
         results = found.answers[: query.num_results]
-        unanswered, null_score = no_answer(results, found.read)
+        threshold = no_answer_rule.served_threshold(self.settings.no_answer_threshold,
+                                                    model.manifest.get("reader", {}))
+        unanswered, null_score = no_answer(found.answers, threshold)
         body = {
             "search": query.search,
             "results": results,
             "took_ms": _ms_since(started),
             "shards": self.shards(found, partitions),
-            "model": {"version": model.version, "trained": model.trained},
+            "model": {"version": model.version, "trained": model.trained,
+                      "no_answer_threshold": threshold},
             "no_answer": unanswered,
             "null_score": null_score,
             "passages_read": len(found.read),

@@ -121,14 +121,19 @@ def _schemas(settings: Settings) -> dict:
             }, required=["total", "answered", "failed"]),
             "model": _object({
                 "version": string, "trained": {"type": "boolean"},
+                "no_answer_threshold": {**number, "description": "no_answer is true when "
+                                        "log(null_score) - log(reader_score) of the best "
+                                        "answer is above this"},
                 "shard_versions": {**strings, "description": "present while shards disagree"},
             }, required=["version", "trained"]),
             "warning": {**string, "description": "present when the QA head is untrained"},
             "cached": {"type": "boolean"},
-            "no_answer": {"type": "boolean", "description": "true when the lowest null score "
-                          "of the passages read is above the best span's score (or nothing "
-                          "was found): the reader says nothing read answers the question"},
-            "null_score": {**nullable_number, "description": "lowest null score read"},
+            "no_answer": {"type": "boolean", "description": "true when the best answer's "
+                          "log(null_score) - log(reader_score) is above the model's "
+                          "no_answer_threshold (or nothing was found): the reader says "
+                          "nothing read answers the question; results are still listed"},
+            "null_score": {**nullable_number, "description": "the null score of the best "
+                           "answer's passage"},
             "passages_read": {**integer, "minimum": 0},
             "passages": {"type": "array", "items": _ref("PassageRead"),
                          "description": "with \"passages\": true; best retrieval first"},

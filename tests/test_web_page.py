@@ -136,6 +136,11 @@ def test_a_sample_question_is_answered_and_highlighted_as_the_api_answers(
             assert text(card, "dd.score") == f"{hit['score']:.4f}"
             assert text(card, "dd.similarity") == f"{hit['similarity']:.4f}"
         assert text(browser, "#warning") == body["warning"]  # the untrained MiniLM reader
+        # the reader's verdict is shown exactly when the response says it
+        no_answer_line = browser.find_element(By.ID, "no-answer")
+        assert no_answer_line.is_displayed() == body["no_answer"]
+        if body["no_answer"]:
+            assert "finds no answer" in no_answer_line.text
         assert text(browser, "#model-version") == body["model"]["version"]
         assert text(browser, "#trained") == "no"
         total = body["shards"]["partitions"]["total"]

@@ -12,6 +12,7 @@
   const statusLine = $("status");
   const errorLine = $("error");
   const warningLine = $("warning");
+  const noAnswerLine = $("no-answer");
   const summary = $("summary");
   const summaryList = $("summary-list");
   const answers = $("answers");
@@ -19,7 +20,8 @@
 
   // Fields the page lays out itself; any other field a newer gateway sends is still
   // shown, as "name: value", so nothing the API says is hidden.
-  const KNOWN_BODY = ["search", "results", "took_ms", "shards", "model", "warning", "cached"];
+  const KNOWN_BODY = ["search", "results", "took_ms", "shards", "model", "warning", "cached",
+                      "no_answer"];
   const KNOWN_ANSWER = ["answer", "score", "start", "end", "sentence", "sentencekey",
                         "title", "doc_id", "partition", "similarity", "answerkey"];
 
@@ -149,6 +151,10 @@
     renderSummary(body);
     show(warningLine, body.warning || "");
     const list = body.results || [];
+    show(noAnswerLine, body.no_answer
+      ? "The reader finds no answer to this question in the passages it read." +
+        (list.length ? " Its best guesses are listed below, ranked." : "")
+      : "");
     list.forEach((answer, i) => results.append(renderAnswer(answer, i + 1)));
     answers.hidden = false;
     const partial = body.shards && body.shards.partitions &&

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from qasearch.core import credentials
+from qasearch.core import credentials, no_answer
 
 ENV_PREFIX = "QASEARCH_"
 FUSIONS = ("weighted", "rrf", "dense", "lexical")
@@ -67,6 +67,9 @@ class Settings:
     # the pipeline's handle_impossible_answer: a passage whose "no answer" score beats
     # every span gives no answer (for readers trained on SQuAD 2.0-style data)
     handle_impossible_answer: bool = False
+    # the gateway's "no answer" threshold on log(null) - log(best span) (qasearch/core/
+    # no_answer.py): "" = the served reader's own, chosen on a dev file (0 if it has none)
+    no_answer_threshold: str = ""
     max_question_tokens: int = 64
     torch_threads: int = 1
     max_batch_size: int = 8
@@ -143,6 +146,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     loaded = dataclasses.replace(defaults, **overrides)
     if loaded.fusion not in FUSIONS:
         raise ValueError(f"{ENV_PREFIX}FUSION={loaded.fusion!r}: one of {', '.join(FUSIONS)}")
+    if loaded.no_answer_threshold.strip():
+        no_answer.check_threshold(loaded.no_answer_threshold, f"{ENV_PREFIX}NO_ANSWER_THRESHOLD")
     if not loaded.redis_password:
         stored = credentials.stored_password(loaded.data_dir, loaded.secrets_dir, env)
         loaded = dataclasses.replace(loaded, redis_password=stored)
