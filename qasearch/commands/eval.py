@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from qasearch.bench.evaluation.squadfile import EvalFileError, read_eval_questions
 from qasearch.cluster import gateway
@@ -50,6 +51,8 @@ def _reader(args: argparse.Namespace, settings: Settings, progress: bool) -> dic
         name, trained = f"served package {model.version}", model.trained
     out = scores.to_dict()
     out.update(reader=name, trained=trained)
+    if scores.handle_impossible:
+        out["calibration"] = reader_eval.calibration_of(scores.predictions, Path(args.file).name)
     print(f"reader only: EM {scores.exact_match:.1f}  F1 {scores.f1:.1f}  on "
           f"{scores.questions} questions ({scores.ms_per_question:.0f} ms per question)")
     return out

@@ -7,8 +7,10 @@ Both score with the workers' own window and decoding code
 * ``answerable``: the file's answerable questions, best span always given
   (``handle_impossible_answer`` off): the figure SQuAD v1.1 readers are compared by;
 * ``with_unanswerable`` (files that have unanswerable questions): every question,
-  "no answer" allowed when the null score beats the best span, scored the SQuAD
-  v2.0 way (the empty prediction is right exactly for unanswerable questions).
+  "no answer" allowed by the served rule (:mod:`qasearch.core.no_answer`) at the
+  reader's threshold, scored the SQuAD v2.0 way (the empty prediction is right
+  exactly for unanswerable questions), with the ``calibration`` of that threshold:
+  the one of the best F1 on the file, and its two-fold figure.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ def _summary(scores, path: Path) -> dict:
            "handle_impossible": scores.handle_impossible, "max_seq_len": scores.max_seq_len,
            "doc_stride": scores.doc_stride, "ms_per_question": round(scores.ms_per_question, 1)}
     if scores.handle_impossible:
+        from qasearch.bench.evaluation.reader_eval import calibration_of
+
         out["answerable"] = scores.answerable
         out["unanswerable"] = scores.unanswerable
+        out["no_answer_threshold"] = scores.no_answer_threshold
+        out["calibration"] = calibration_of(scores.predictions, path.name)
     return out
 
 

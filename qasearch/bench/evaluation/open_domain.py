@@ -28,7 +28,7 @@ from qasearch.bench.evaluation import sweep
 from qasearch.bench.evaluation.metric import aggregate, score
 from qasearch.bench.evaluation.squadfile import EvalQuestion
 from qasearch.bench.timing import Summary
-from qasearch.core import apiclient, keys
+from qasearch.core import apiclient, keys, no_answer
 from qasearch.core.partitions import partition_for_doc, partition_tag
 from qasearch.core.settings import Settings
 from qasearch.core.topology import cluster_client
@@ -143,6 +143,9 @@ def _row(q: EvalQuestion, reply: dict, latency_ms: float, handle_impossible: boo
                   "lexical": c["lexical"]} for c in reply.get("retrieved", [])]
     read_answers = [{k: p.get(k) for k in ("answer", "score", "null_score", "retrieval")}
                     for p in passages]
+    best = results[0] if results else None  # the answer "no answer" was judged on
+    margin = (no_answer.margin(best["reader_score"], best["null_score"])
+              if best and best.get("null_score") is not None else None)
     return {"id": q.qid, "question": q.question, "prediction": prediction,
             "answers": list(q.answers), "impossible": q.impossible, "exact_match": em,
             "f1": f1, "top": top, "no_answer": reply.get("no_answer"),
@@ -150,7 +153,9 @@ def _row(q: EvalQuestion, reply: dict, latency_ms: float, handle_impossible: boo
             "gold_doc": q.doc_id, "gold_rank": rank, "passages_read": reply.get(
                 "passages_read", len(read)), "latency_ms": latency_ms,
             "took_ms": reply.get("took_ms"), "trained": reply.get("model", {}).get("trained"),
-            "retrieved": retrieved, "read_answers": read_answers}
+            "retrieved": retrieved, "read_answers": read_answers,
+            "best": best["answer"] if best else "", "margin": margin,
+            "no_answer_threshold": reply.get("model", {}).get("no_answer_threshold")}
 
 
 def summarise(rows: Sequence[dict], gold_loaded: bool = True,
@@ -179,6 +184,8 @@ def summarise(rows: Sequence[dict], gold_loaded: bool = True,
         # reading fewer passages with other answer weights (qasearch.bench.evaluation.sweep)
         "retrieval_recall": sweep.recall_table(rows) if gold_loaded else {},
         "read_sweep": sweep.read_table(rows, handle_impossible),
+        # the no-answer threshold these responses would choose (v2.0 files)
+        "no_answer": sweep.no_answer_table(rows) if handle_impossible else {},
     }
 
 

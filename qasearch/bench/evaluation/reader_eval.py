@@ -27,9 +27,10 @@ from tokenizers import Tokenizer
 from gears import reader
 from gears.engine import best_answer, passage_windows, question_ids
 from gears.tensorize import passage_tokens
+from qasearch.bench.evaluation import calibration
 from qasearch.bench.evaluation.metric import aggregate, score
 from qasearch.bench.evaluation.squadfile import EvalQuestion, read_eval_questions
-from qasearch.core import keys, models, specials
+from qasearch.core import keys, models, no_answer, specials
 from qasearch.core.settings import Settings, load_settings
 from qasearch.core.specials import Specials
 
@@ -47,6 +48,8 @@ class EagerReader:
     uses_token_type_ids: bool
     reader_max_seq_len: int
     version: str = "eager"
+    # as a package's manifest: "reader" holds "no_answer" when the folder was calibrated
+    manifest: dict = field(default_factory=dict)
 
     @classmethod
     def from_hf(cls, model: torch.nn.Module, tokenizer) -> EagerReader:
@@ -94,6 +97,7 @@ class ReaderScores:
     doc_stride: int
     seconds: float
     predictions: list[dict] = field(default_factory=list)
+    no_answer_threshold: float | None = None  # the threshold "no answer" was said at
 
     @property
     def ms_per_question(self) -> float:
@@ -121,11 +125,34 @@ def _forward(model, windows: Sequence[reader.Window], batch_size: int,
     return out
 
 
+def _margin(span: float | None, null: float | None) -> float | None:
+    return None if span is None or null is None else no_answer.margin(span, null)
+
+
+def calibration_of(rows: Sequence[dict], chosen_on: str) -> dict:
+    """The no-answer threshold these rows (of :func:`score_questions`) would choose,
+    with its scores (:func:`qasearch.bench.evaluation.calibration.calibrate`)."""
+    items = calibration.items_from(rows, lambda r: (r["span"], r["margin"]), score)
+    return calibration.calibrate(items, chosen_on)
+
+
+def threshold_of(model, settings: Settings) -> float:
+    """The no-answer threshold ``model`` is served with: the setting, else what the
+    package (or an eager reader's folder) was calibrated to, else the pipeline's 0."""
+    return no_answer.served_threshold(settings.no_answer_threshold,
+                                      getattr(model, "manifest", {}).get("reader", {}))
+
+
 def score_questions(
     model, questions: Sequence[EvalQuestion], *, settings: Settings,
     handle_impossible: bool, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True,
+    threshold: float | None = None,
 ) -> ReaderScores:
-    """Score ``model`` (a LoadedModel or an EagerReader) on ``questions``."""
+    """Score ``model`` (a LoadedModel or an EagerReader) on ``questions``; with
+    ``handle_impossible``, "no answer" is said by the served rule at ``threshold``
+    (default: the model's own, :func:`threshold_of`)."""
+    if threshold is None:
+        threshold = threshold_of(model, settings)
     from tqdm import tqdm
 
     started = time.perf_counter()
@@ -149,13 +176,16 @@ def score_questions(
         for q, _, offsets, windows in items:
             part = logits[pos : pos + len(windows)]
             pos += len(windows)
-            value = best_answer(model, settings, windows, part, q.context, offsets,
-                                handle_impossible=handle_impossible)
-            prediction = value["answer"] if value else ""
+            # the best span always, then the served rule on its margin: so each row
+            # keeps what calibration needs whatever the threshold
+            value = best_answer(model, settings, windows, part, q.context, offsets)
+            span, null = (value["score"], value["null_score"]) if value else (None, None)
+            silent = handle_impossible and no_answer.says_no_answer(span, null, threshold)
+            prediction = "" if silent or not value else value["answer"]
             em, f1 = score(prediction, q.answers)
             rows.append({"id": q.qid, "question": q.question, "prediction": prediction,
-                         "score": value["score"] if value else None,
-                         "null_score": value["null_score"] if value else None,
+                         "span": value["answer"] if value else "", "score": span,
+                         "null_score": null, "margin": _margin(span, null),
                          "start": value["start"] if value else 0,
                          "end": value["end"] if value else 0,
                          "answers": list(q.answers), "impossible": q.impossible,
@@ -170,12 +200,14 @@ def score_questions(
         unanswerable=aggregate([(r["exact_match"], r["f1"]) for r in rows if r["impossible"]]),
         handle_impossible=handle_impossible, max_seq_len=max_len,
         doc_stride=settings.doc_stride, seconds=time.perf_counter() - started, predictions=rows,
+        no_answer_threshold=threshold if handle_impossible else None,
     )
 
 
-def _run(model, squad_path: str | Path, limit: int | None, max_seq_len: int | None,
-         doc_stride: int | None, handle_impossible: bool | None, batch_size: int,
-         progress: bool, settings: Settings | None) -> ReaderScores:
+def _run(model, squad_path: str | Path, *, limit: int | None = None,
+         max_seq_len: int | None = None, doc_stride: int | None = None,
+         handle_impossible: bool | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+         progress: bool = True, settings: Settings | None = None) -> ReaderScores:
     questions = read_eval_questions(squad_path, limit)
     settings = (settings or load_settings()).replace(max_seq_len=max_seq_len,
                                                      doc_stride=doc_stride)
@@ -200,8 +232,10 @@ def evaluate_reader(
     True exactly when the file has unanswerable questions. Raises
     :class:`~qasearch.bench.evaluation.squadfile.EvalFileError` for a file it cannot score.
     """
-    return _run(EagerReader.from_hf(model, tokenizer), squad_path, limit, max_seq_len,
-                doc_stride, handle_impossible, batch_size, progress, settings)
+    return _run(EagerReader.from_hf(model, tokenizer), squad_path, limit=limit,
+                max_seq_len=max_seq_len, doc_stride=doc_stride,
+                handle_impossible=handle_impossible, batch_size=batch_size, progress=progress,
+                settings=settings)
 
 
 def evaluate_reader_folder(folder: str | Path, squad_path: str | Path,
@@ -210,7 +244,11 @@ def evaluate_reader_folder(folder: str | Path, squad_path: str | Path,
     from loaders.model_push import load_reader
 
     model, tokenizer, _ = load_reader(str(folder))
-    return evaluate_reader(model, tokenizer, squad_path, **options)
+    reader = EagerReader.from_hf(model, tokenizer)
+    calibrated = no_answer.read_folder(folder)
+    if calibrated is not None:
+        reader.manifest = {"reader": {"no_answer": calibrated}}
+    return _run(reader, squad_path, **options)
 
 
 def evaluate_package(
@@ -221,5 +259,6 @@ def evaluate_package(
 ) -> ReaderScores:
     """:func:`evaluate_reader` for a model package as the workers run it (traced reader,
     int8 if it was pushed so)."""
-    return _run(model, squad_path, limit, max_seq_len, doc_stride, handle_impossible,
-                batch_size, progress, settings)
+    return _run(model, squad_path, limit=limit, max_seq_len=max_seq_len,
+                doc_stride=doc_stride, handle_impossible=handle_impossible,
+                batch_size=batch_size, progress=progress, settings=settings)

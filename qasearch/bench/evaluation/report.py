@@ -47,6 +47,10 @@ def quality_lines(quality: dict) -> list[str]:
             f"| answerable | {_scores(reader.get('answerable'))} |",
             f"| unanswerable | {_scores(reader.get('unanswerable'))} |", "",
         ]
+        if reader.get("no_answer_threshold") is not None:
+            lines += [f"\"No answer\" said at the reader's threshold "
+                      f"{reader['no_answer_threshold']:g}.", ""]
+        lines += no_answer_lines(reader.get("calibration"), "Reader only")
     open_ = quality.get("open")
     if open_:
         recall = open_.get("recall_at") or {}
@@ -66,8 +70,33 @@ def quality_lines(quality: dict) -> list[str]:
             f"| responses saying no_answer | {_share(open_['no_answer_share'])} |",
             f"| latency p50 / p95 | {lat['p50_ms']:.0f} / {lat['p95_ms']:.0f} ms |", "",
         ]
+        lines += no_answer_lines(open_.get("no_answer"), "Open domain")
         lines += _sweep_lines(open_)
     return lines
+
+
+def no_answer_lines(table: dict | None, what: str) -> list[str]:
+    """The no-answer thresholds side by side (:mod:`qasearch.bench.evaluation.calibration`)."""
+    if not table:
+        return []
+    rows = [("the pipeline's (0)", table["at_pipeline_threshold"])]
+    if "at_served_threshold" in table:
+        rows.append(("served", table["at_served_threshold"]))
+    rows.append(("best on these questions", table["at_threshold"]))
+    lines = [f"{what}, saying \"no answer\" when log(null) - log(best span) is above a "
+             "threshold:", "",
+             "| threshold | value | EM | F1 | answerable F1 | unanswerable F1 | no answer |",
+             "|---|---|---|---|---|---|---|"]
+    for name, at in rows:
+        lines.append(f"| {name} | {at['threshold']:g} | {_pct(at['all']['exact_match'])} | "
+                     f"{_pct(at['all']['f1'])} | {_pct(at['answerable']['f1'])} | "
+                     f"{_pct(at['unanswerable']['f1'])} | {_share(at['no_answer_share'])} |")
+    fold = table.get("two_fold") or {}
+    if fold:
+        lines += ["", f"Chosen on half of the paragraphs and scored on the other half (both "
+                  f"ways; thresholds {fold['thresholds'][0]:g} and {fold['thresholds'][1]:g}): "
+                  f"EM {_pct(fold['exact_match'])}, F1 {_pct(fold['f1'])}."]
+    return lines + [""]
 
 
 def _grid(title: str, corner: str, table: dict[str, dict], columns: str, cell) -> list[str]:

@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from api.fusion import answer_score, retrieval_scores
+from qasearch.bench.evaluation import calibration
 from qasearch.bench.evaluation.metric import aggregate, score
+from qasearch.core.no_answer import PIPELINE_THRESHOLD, says_no_answer
 
 RECALL_KS = (1, 5, 10, 20)
 READ_KS = (1, 2, 3, 5, 10, 20)
@@ -70,18 +72,37 @@ def read_table(rows: Sequence[dict], handle_impossible: bool) -> dict[str, dict]
             pairs = []
             for row in usable:
                 read = sorted(row["read_answers"], key=lambda p: -p["retrieval"])[:k]
-                pairs.append(score(_predict(read, mu, handle_impossible), row["answers"]))
+                threshold = row.get("no_answer_threshold", PIPELINE_THRESHOLD) \
+                    if handle_impossible else None
+                pairs.append(score(_predict(read, mu, threshold), row["answers"]))
             per_mu[str(mu)] = aggregate(pairs)
         table[f"K={k}"] = per_mu
     return table
 
 
-def _predict(read: Sequence[dict], mu: float, handle_impossible: bool) -> str:
+def _predict(read: Sequence[dict], mu: float, threshold: float | None) -> str:
+    """The top answer of ``read`` at answer weight ``mu``; "" when there is none, or when
+    ``threshold`` is given and the served no-answer rule says so at it."""
     spans = [p for p in read if p.get("answer")]
     if not spans:
         return ""
     best = max(spans, key=lambda p: answer_score(p["retrieval"], p["score"], mu))
-    nulls = [p["null_score"] for p in read if p.get("null_score") is not None]
-    if handle_impossible and nulls and min(nulls) > best["score"]:
+    if threshold is not None and says_no_answer(best["score"], best.get("null_score"),
+                                                threshold):
         return ""
     return best["answer"]
+
+
+def no_answer_table(rows: Sequence[dict]) -> dict:
+    """The no-answer threshold of the highest top-1 F1 over ``rows`` and its two-fold
+    figure (:func:`qasearch.bench.evaluation.calibration.calibrate`), from each
+    response's best answer and its margin."""
+    usable = [r for r in rows if "margin" in r]
+    if not usable:
+        return {}
+    items = calibration.items_from(usable, lambda r: (r["best"], r["margin"]), score)
+    served = usable[0].get("no_answer_threshold")
+    table = calibration.calibrate(items, "these open-domain responses")
+    if served is not None:
+        table["at_served_threshold"] = calibration.scores_at(items, served)
+    return table
