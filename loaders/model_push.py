@@ -38,7 +38,7 @@ from loaders.push_checks import (  # noqa: F401  (TRACE_TOLERANCE: part of this 
     check_tokenizer,
     trace_checked,
 )
-from qasearch.core import modelpkg, specials
+from qasearch.core import modelpkg, no_answer, specials
 
 DEFAULT_MAX_SEQ_LEN = 384
 # (fp32 reader, quantised reader, tokenizer, max_seq_len=) -> the quality report of the two
@@ -282,8 +282,10 @@ def build_package(
     embedder_source: str,
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
     quantize: str | None = None,
+    no_answer: dict | None = None,
 ) -> tuple[modelpkg.ModelPackage, PushReport]:
-    """Trace, check and package already-loaded reader and embedder models."""
+    """Trace, check and package already-loaded reader and embedder models; ``no_answer``
+    (``{"threshold": T, "chosen_on": ...}``) is the reader's calibrated no-answer rule."""
     report = PushReport(trained=trained)
     inputs = reader_inputs(reader_model, reader_tokenizer)
     # Digests are taken before quantising: the float weights plus the setting
@@ -324,6 +326,7 @@ def build_package(
             "special_ids": {"cls": reader_tokenizer.cls_token_id,
                             "sep": reader_tokenizer.sep_token_id,
                             "pad": reader_tokenizer.pad_token_id},
+            **({"no_answer": no_answer} if no_answer else {}),
         },
         embedder={
             "format": "torchscript",
@@ -351,11 +354,16 @@ def prepare(
     max_seq_len: int = DEFAULT_MAX_SEQ_LEN,
     quantize: str | None = None,
     score_quantized: QuantizedScorer | None = None,
+    no_answer_threshold: float | None = None,
 ) -> tuple[modelpkg.ModelPackage, PushReport]:
     """Load, trace, check and package a reader (and embedder) from their sources; a
     quantised reader is scored beside the fp32 one by ``score_quantized``, when given
     (measurement lives in qasearch.bench: ``qasearch model push`` passes its
-    ``agreement.quantized_quality`` on the questions it was asked to score)."""
+    ``agreement.quantized_quality`` on the questions it was asked to score).
+
+    The reader's no-answer threshold is ``no_answer_threshold`` when given, else the
+    one a local folder was calibrated to (its ``no_answer.json``), else none (the
+    gateway then uses the pipeline's rule)."""
     embedder_path = embedder or minilm_path()
     if offline_minilm or (source and is_local(source)):
         if is_local(embedder_path):
@@ -374,6 +382,7 @@ def prepare(
         model, tokenizer, trained, encoder, emb_tokenizer, emb_len,
         name=name, source=source_id, embedder_source=embedder or "all-MiniLM-L6-v2",
         max_seq_len=max_seq_len, quantize=quantize,
+        no_answer=_no_answer_rule(source, no_answer_threshold),
     )
     report.timings["load_checkpoints_s"] = load_s
     if quantize and score_quantized is not None:
@@ -381,6 +390,23 @@ def prepare(
         report.quality = score_quantized(model, _quantize(model, quantize), tokenizer,
                                          max_seq_len=package.manifest["reader"]["max_seq_len"])
     return package, report
+
+
+def _no_answer_rule(source: str | None, threshold: float | None) -> dict | None:
+    """The package's ``reader.no_answer``: the threshold given, or the folder's own."""
+    if threshold is not None:
+        return {"threshold": no_answer.check_threshold(threshold, "--no-answer-threshold"),
+                "chosen_on": "given to qasearch model push"}
+    if not source or not is_local(source):
+        return None
+    try:
+        calibrated = no_answer.read_folder(source)
+    except no_answer.NoAnswerError as exc:
+        raise ModelPushError(str(exc)) from None
+    if calibrated is None:
+        return None
+    return {"threshold": calibrated["threshold"],
+            "chosen_on": calibrated.get("chosen_on", f"{source}/{no_answer.FILE}")}
 
 
 def warn(report: PushReport) -> None:

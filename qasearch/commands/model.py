@@ -64,6 +64,7 @@ def _push(args: argparse.Namespace) -> int:
             source, embedder=args.embedder, offline_minilm=args.offline_minilm,
             max_seq_len=args.max_seq_len, quantize=args.quantize,
             score_quantized=_quantized_scorer(args.eval_file) if args.quantize else None,
+            no_answer_threshold=args.no_answer_threshold,
         )
     except model_push.ModelPushError as exc:
         raise CommandError(str(exc)) from None
@@ -74,6 +75,11 @@ def _push(args: argparse.Namespace) -> int:
           f"  quantized {m['reader']['quantized']}  inputs {','.join(m['reader']['inputs'])}"
           f"  traced in {report.timings['trace_reader_s']:.1f} s"
           f" (max diff vs eager {report.trace_diff['reader']:.1e})")
+    rule = m["reader"].get("no_answer")
+    print(f"  no answer when log(null) - log(best span) > {rule['threshold']:g} "
+          f"(chosen on {rule['chosen_on']})" if rule else
+          "  no answer when the null score beats the best span (the pipeline's rule: this "
+          "reader has no calibrated threshold)")
     print(f"  embedder {_mib(m['sizes']['embedder'])}  dim {m['embedder']['dim']}"
           f"  max_seq_len {m['embedder']['max_seq_len']}"
           f"  traced in {report.timings['trace_embedder_s']:.1f} s")
@@ -167,6 +173,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--eval-file", metavar="FILE",
                    help="with --quantize: SQuAD file whose questions score both readers "
                    "(default: data/sample/questions.json)")
+    p.add_argument("--no-answer-threshold", type=float, metavar="T",
+                   help="say 'no answer' when log(null) - log(best span) is above T "
+                   "(default: the folder's no_answer.json, chosen on a dev file; else 0)")
     p.add_argument("--keep", type=int, default=2,
                    help="versions to keep per master, current included (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
