@@ -13,16 +13,25 @@ answer should give its probability mass to CLS, not to a confident wrong span.
 Negative paragraphs (``negatives`` per answerable question, drawn from the same
 article, none containing a reference answer) add windows of exactly that kind
 from text that is on topic but silent on the question.
+
+Hard negatives (``hard_negatives`` per answerable question) are harder still: the
+question's own paragraph with the sentence holding the answer cut out. What is left
+is on the very topic of the question, often with the words it asks about, the way
+SQuAD v2.0's unanswerable questions are, and it is labelled "no answer". A copy in
+which a reference answer still appears elsewhere is not made.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 
 from qasearch.training.squaddata import Example, TrainingData
 
 TOKENIZE_BATCH = 256
+# a sentence ends at . ! or ? (a closing quote or bracket may follow) before white space
+SENTENCE_END = re.compile(r"[.!?][\"')\]\u201d\u2019]*\s+")
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class FeatureStats:
     answer_windows: int = 0
     null_windows: int = 0
     negative_windows: int = 0
+    hard_negative_windows: int = 0
     long_questions: int = 0  # questions over max_question_tokens, left out
 
 
@@ -88,10 +98,42 @@ def _negative_contexts(data: TrainingData, examples: list[Example], rate: float,
     return pairs
 
 
+def without_answer_sentence(context: str, answer: tuple[str, int]) -> str | None:
+    """``context`` without the sentence(s) that hold ``answer`` (text, character start);
+    None when nothing would be left."""
+    text, start = answer
+    end = start + len(text)
+    cuts = [0] + [m.end() for m in SENTENCE_END.finditer(context)] + [len(context)]
+    kept = [context[a:b] for a, b in zip(cuts, cuts[1:]) if b <= start or a >= end]
+    rest = "".join(kept).strip()
+    return rest or None
+
+
+def _hard_negative_contexts(examples: list[Example], rate: float,
+                            rng: random.Random) -> list[tuple[Example, str]]:
+    """(example, its own paragraph without the answer's sentence) pairs."""
+    if rate <= 0:
+        return []
+    pairs = []
+    for example in examples:
+        if not example.answerable or rng.random() >= rate:
+            continue
+        rest = without_answer_sentence(example.context, example.answers[0])
+        if rest is None:
+            continue
+        lowered = rest.lower()
+        if any(text.lower() in lowered for text, _ in example.answers):
+            continue  # the answer is also said elsewhere: still answerable
+        pairs.append((example, rest))
+    return pairs
+
+
 def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_stride: int,
                    max_question_tokens: int, negatives: float = 0.0,
+                   hard_negatives: float = 0.0,
                    seed: int = 0) -> tuple[list[Feature], FeatureStats]:
-    """Every labelled window of ``data``: answer windows, null windows, negatives."""
+    """Every labelled window of ``data``: answer windows, null windows, negatives and
+    hard negatives."""
     stats = FeatureStats()
     kept = []
     for example in data.examples:
@@ -102,11 +144,17 @@ def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_strid
             kept.append(example)
     stats.examples = len(kept)
     features: list[Feature] = []
-    jobs: list[tuple[str, str, tuple[str, int] | None, bool]] = [
-        (e.question, e.context, e.answers[0] if e.answers else None, True) for e in kept
+    # (question, context, answer, kind): kind "own" keeps every window, the negatives
+    # their first window only (the one the retriever's passage most resembles)
+    jobs: list[tuple[str, str, tuple[str, int] | None, str]] = [
+        (e.question, e.context, e.answers[0] if e.answers else None, "own") for e in kept
     ]
-    jobs += [(e.question, ctx, None, False)
+    jobs += [(e.question, ctx, None, "negative")
              for e, ctx in _negative_contexts(data, kept, negatives, random.Random(seed))]
+    # a generator of its own: adding hard negatives leaves the negatives as they were
+    jobs += [(e.question, ctx, None, "hard")
+             for e, ctx in _hard_negative_contexts(kept, hard_negatives,
+                                                   random.Random(seed + 1))]
     for at in range(0, len(jobs), TOKENIZE_BATCH):
         chunk = jobs[at : at + TOKENIZE_BATCH]
         enc = tokenizer(
@@ -115,16 +163,18 @@ def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_strid
             return_offsets_mapping=True, padding=False,
         )
         for k, job in enumerate(enc["overflow_to_sample_mapping"]):
-            _, _, answer, all_windows = chunk[job]
-            if not all_windows and k > 0 and enc["overflow_to_sample_mapping"][k - 1] == job:
+            _, _, answer, kind = chunk[job]
+            if kind != "own" and k > 0 and enc["overflow_to_sample_mapping"][k - 1] == job:
                 continue  # a negative paragraph gives its first window only
             start, end = _label(enc["offset_mapping"][k], enc.sequence_ids(k), answer)
             types = enc["token_type_ids"][k] if "token_type_ids" in enc else \
                 [0] * len(enc["input_ids"][k])
             features.append(Feature(enc["input_ids"][k], types, start, end))
             stats.windows += 1
-            if not all_windows:
+            if kind == "negative":
                 stats.negative_windows += 1
+            elif kind == "hard":
+                stats.hard_negative_windows += 1
             elif start:
                 stats.answer_windows += 1
             else:
