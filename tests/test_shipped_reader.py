@@ -71,3 +71,25 @@ def test_the_shipped_reader_answers_most_sample_questions_exactly(system):
     finally:
         roll_back_and_delete(system, before, version, timeout=300)
         node.close()
+
+
+def test_a_run_continued_from_the_shipped_reader_packs_with_its_lineage(tmp_path):
+    rebuilt = shipped_reader.rebuild(dest=tmp_path / "rebuilt")
+    shipped = shipped_reader.read_manifest()
+    # a "run" that trained zero steps from the rebuilt reader: its weights are the
+    # shipped ones, its base is the rebuilt folder
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(rebuilt / "model.safetensors", run_dir / "model.safetensors")
+    run = {"kind": "qasearch reader training run",
+           "base": {"path": str(rebuilt), "name": rebuilt.name,
+                    "digest": shipped_reader.folder_weights_digest(rebuilt)}}
+    packed = shipped_reader.pack(run_dir, run, tmp_path / "packed")
+    assert packed["continued_from"]["digest"] == shipped["digest"]
+    assert packed["continued_from"]["training"] == shipped["training"]
+    model, _, _ = shipped_reader.rebuild_model(tmp_path / "packed")
+    assert shipped_reader.digest(model) == packed["digest"] == shipped["digest"]
+
+    (rebuilt / shipped_reader.REBUILT_FROM).unlink()  # now a folder of unknown origin
+    with pytest.raises(shipped_reader.ShippedReaderError, match="cannot be packed"):
+        shipped_reader.pack(run_dir, run, tmp_path / "refused")
