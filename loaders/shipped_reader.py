@@ -41,6 +41,11 @@ class ShippedReaderError(Exception):
     """The shipped reader cannot be rebuilt; the message says why."""
 
 
+def is_shipped(folder: Path) -> bool:
+    """Whether ``folder`` is a shipped reader (manifest and tensors, no whole model)."""
+    return (Path(folder) / MANIFEST).is_file() and (Path(folder) / TENSORS).is_file()
+
+
 def read_manifest(folder: Path = SHIPPED_DIR) -> dict:
     path = Path(folder) / MANIFEST
     if not path.is_file():
@@ -130,35 +135,37 @@ def rebuild(folder: Path = SHIPPED_DIR, dest: Path | None = None) -> Path:
     dest = Path(dest)
     marker = dest / REBUILT_FROM
     if marker.is_file() and json.loads(marker.read_text()).get("digest") == manifest["digest"]:
-        _write_no_answer(dest, manifest)  # a threshold may be chosen again on the same weights
+        # a threshold may be chosen again on the same weights, and a marker from an
+        # older qasearch lacks the training run
+        _write_notes(dest, folder, manifest)
         return dest
     model, tokenizer, manifest = rebuild_model(folder)
     partial = dest.with_name(dest.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial, safe_serialization=True)
     tokenizer.save_pretrained(partial)
-    # the training run travels with the weights: a run continued from this folder
-    # names it as where it started (pack's lineage)
-    (partial / REBUILT_FROM).write_text(json.dumps(
-        {"digest": manifest["digest"], "from": str(folder),
-         "training": manifest.get("training"),
-         "continued_from": manifest.get("continued_from")}, indent=2) + "\n")
-    _write_no_answer(partial, manifest)
+    _write_notes(partial, folder, manifest)
     shutil.rmtree(dest, ignore_errors=True)
     partial.rename(dest)
     return dest
 
 
-def _write_no_answer(folder: Path, manifest: dict) -> None:
-    """The folder's ``no_answer.json`` as the manifest's ``no_answer`` says (none: none),
-    so that ``qasearch model push`` serves the reader with its calibrated threshold."""
+def _write_notes(dest: Path, folder: Path, manifest: dict) -> None:
+    """What a rebuilt folder says besides its weights: where it came from, with the
+    training runs (a run continued from it names them as its lineage, :func:`pack`),
+    and ``no_answer.json`` as the manifest's ``no_answer`` says (none: none), so that
+    ``qasearch model push`` serves the reader with its calibrated threshold."""
     from qasearch.core import no_answer
 
+    (Path(dest) / REBUILT_FROM).write_text(json.dumps(
+        {"digest": manifest["digest"], "from": str(folder),
+         "training": manifest.get("training"),
+         "continued_from": manifest.get("continued_from")}, indent=2) + "\n")
     calibrated = manifest.get("no_answer")
     if calibrated:
-        no_answer.write_folder(folder, calibrated)
+        no_answer.write_folder(dest, calibrated)
     else:
-        (Path(folder) / no_answer.FILE).unlink(missing_ok=True)
+        (Path(dest) / no_answer.FILE).unlink(missing_ok=True)
 
 
 def pack(run_dir: Path, run: dict, folder: Path, name: str = "minilm-squad") -> dict:

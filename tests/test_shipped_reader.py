@@ -3,8 +3,10 @@ names, refuses a damaged copy, and answers the sample questions through a real c
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,3 +95,31 @@ def test_a_run_continued_from_the_shipped_reader_packs_with_its_lineage(tmp_path
     (rebuilt / shipped_reader.REBUILT_FROM).unlink()  # now a folder of unknown origin
     with pytest.raises(shipped_reader.ShippedReaderError, match="cannot be packed"):
         shipped_reader.pack(run_dir, run, tmp_path / "refused")
+
+
+def test_the_model_card_shows_every_run_and_the_no_answer_rule():
+    from loaders import model_card
+
+    shipped = shipped_reader.read_manifest()
+    first = shipped.get("continued_from", {}).get("training") or shipped["training"]
+    second = {**first, "steps": 7, "settings": {**first["settings"], "hard_negatives": 0.5}}
+    manifest = {**shipped, "training": second,
+                "continued_from": {"digest": "0" * 64, "training": first},
+                "no_answer": {"threshold": -7.25, "chosen_on": "dev.json (10 questions)",
+                              "f1_at_threshold": 55.5, "no_answer_share": 0.4,
+                              "two_fold_f1": 54.4}}
+    card = model_card.render(manifest)
+    assert "**Run 1**, from the MiniLM package" in card
+    assert "**Run 2**, from the reader of run 1: 7 steps" in card
+    assert "--base var/train/stage1" in card and "--hard-negatives 0.5" in card
+    assert "qasearch model ship var/train/run1 --output var/train/stage1" in card
+    assert "above **-7.25**" in card and "F1 54.4" in card
+
+
+def test_training_from_a_shipped_reader_starts_from_its_rebuilt_folder():
+    from qasearch.training import trainer
+
+    base = trainer.base_path(str(shipped_reader.SHIPPED_DIR))
+    marker = json.loads((Path(base) / shipped_reader.REBUILT_FROM).read_text())
+    assert marker["digest"] == shipped_reader.read_manifest()["digest"]
+    assert (Path(base) / "config.json").is_file()

@@ -65,10 +65,30 @@ def _ship(args: argparse.Namespace) -> int:
         scores = scoring.score_model(model, tokenizer, Path(args.eval),
                                      limit=args.eval_limit, progress=not args.quiet)
         manifest["scores"] = scores
+        rule = _no_answer_rule(scores)
+        if rule:
+            manifest["no_answer"] = rule
+            print(f"no answer when log(null) - log(best span) > {rule['threshold']:g} "
+                  f"(best F1 on {rule['chosen_on']}; two-fold F1 {rule['two_fold_f1']})")
         shipped_reader.write_manifest(output, manifest)
         print(json.dumps(scores, indent=2))
     print(f"wrote {model_card.write(output, manifest)}")
     return 0
+
+
+def _no_answer_rule(scores: dict) -> dict | None:
+    """The shipped reader's no-answer rule, chosen on the --eval file when it has
+    unanswerable questions: the threshold of the best F1 there (reader only), with the
+    two-fold F1 that says how well it holds on questions it was not chosen on."""
+    scored = scores.get("with_unanswerable")
+    if not scored:
+        return None
+    cal = scored["calibration"]
+    return {"threshold": cal["threshold"],
+            "chosen_on": f"{scored['file']} ({scored['questions']} questions, reader only)",
+            "f1_at_threshold": cal["at_threshold"]["all"]["f1"],
+            "no_answer_share": cal["at_threshold"]["no_answer_share"],
+            "two_fold_f1": cal["two_fold"].get("f1")}
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from loaders.shipped_reader import ShippedReaderError, folder_weights_digest
+from loaders.shipped_reader import ShippedReaderError, folder_weights_digest, is_shipped, rebuild
 from qasearch.training.features import Feature, FeatureStats, build_features
 from qasearch.training.squaddata import TrainingData, read_training_files
 
@@ -77,10 +77,17 @@ class TrainConfig:
 
 
 def base_path(base: str | None) -> str:
+    """The Hugging Face folder a run starts from: ``base``, or the folder a shipped
+    reader (``qasearch model ship`` output) rebuilds to, or the MiniLM package's."""
     if base:
         if not Path(base).is_dir():
             raise TrainingError(f"base model {base!r} is not a folder (the hub is not "
                                 "reachable from here: give a local Hugging Face folder)")
+        if is_shipped(Path(base)):
+            try:
+                return str(rebuild(Path(base)))
+            except ShippedReaderError as exc:
+                raise TrainingError(f"base {base}: {exc}") from None
         return base
     from loaders.model_push import minilm_path
 
