@@ -115,6 +115,14 @@ def test_eval_command_writes_both_modes(system, squad_file, tmp_path):
         assert r["gold_rank"] is None or 0 <= r["gold_rank"] < r["passages_read"]
         # v2.0 file: "no answer" responses predict "", and that is what is scored
         assert (r["prediction"] == "") == (bool(r["no_answer"]) or not r["top"])
+        # the served rule: the best answer's margin against the served threshold
+        if r["top"] and r["margin"] is not None:
+            assert r["no_answer"] == (r["margin"] > r["no_answer_threshold"]), r
+    # the threshold these responses would choose, beside the served one
+    table = opened["no_answer"]
+    assert table["at_served_threshold"]["threshold"] == rows[0]["no_answer_threshold"]
+    assert table["at_threshold"]["all"]["f1"] >= table["at_served_threshold"]["all"]["f1"]
+    assert "Open domain, saying \"no answer\" when" in report
     assert results["reader"]["handle_impossible"] is True
     assert results["reader"]["questions"] == 5
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from qasearch.core import modelpkg
+from qasearch.core import modelpkg, no_answer
 from qasearch.core.topology import masters, node_client
 from qasearch.training import trainer
 from tests import tiny_models
@@ -131,8 +131,12 @@ def test_a_trained_folder_pushes_and_serves(system, tiny_base, tmp_path):
     first = masters(system)[0]
     node = node_client(first.host, first.port, system)
     before = modelpkg.current_version(node, first.tag)
+    # a threshold so low that every answer loses to "no answer": the package carries
+    # the folder's rule and the gateway applies it
+    no_answer.write_folder(tmp_path / "run", {"threshold": -1e6, "chosen_on": "this test"})
     out = qasearch(system, "model", "push", str(tmp_path / "run"), "--quiet")
     assert "trained=true" in out, out
+    assert "no answer when log(null) - log(best span) > -1e+06 (chosen on this test)" in out, out
     version = modelpkg.current_version(node, first.tag)
     assert version != before
     try:
@@ -150,6 +154,8 @@ def test_a_trained_folder_pushes_and_serves(system, tiny_base, tmp_path):
         assert body["model"]["trained"] is True and "warning" not in body
         best = body["results"][0]
         assert best["sentence"][best["start"]:best["end"]] == best["answer"]
+        assert body["model"]["no_answer_threshold"] == -1e6
+        assert body["no_answer"] is True and body["null_score"] == best["null_score"]
     finally:
         roll_back_and_delete(system, before, version, timeout=240)
         node.close()
