@@ -40,6 +40,13 @@ def margin(span_score: float, null_score: float) -> float:
     return math.log(max(null_score, _FLOOR)) - math.log(max(span_score, _FLOOR))
 
 
+def margin_or_none(span_score: float | None, null_score: float | None) -> float | None:
+    """:func:`margin`, or None when the span or the null score is missing."""
+    if span_score is None or null_score is None:
+        return None
+    return margin(span_score, null_score)
+
+
 def says_no_answer(span_score: float | None, null_score: float | None,
                    threshold: float) -> bool:
     """Whether a passage's best span (``None``: it has none) loses to its null score.

@@ -36,12 +36,17 @@ def _says_none(item: Item, threshold: float) -> bool:
     return item.margin is None or item.margin > threshold
 
 
+def _picked(item: Item, threshold: float) -> tuple[float, float]:
+    """(EM, F1) of what ``threshold`` makes of ``item``: silence or its best answer."""
+    return item.silent if _says_none(item, threshold) else item.answered
+
+
 def scores_at(items: Sequence[Item], threshold: float) -> dict:
     """EM/F1 in percent (all, answerable, unanswerable) and the share of "no answer"."""
     def pct(chosen: list[tuple[float, float]], i: int) -> float | None:
         return round(100.0 * sum(s[i] for s in chosen) / len(chosen), 2) if chosen else None
 
-    picked = [(it, it.silent if _says_none(it, threshold) else it.answered) for it in items]
+    picked = [(it, _picked(it, threshold)) for it in items]
     groups = {"all": picked, "answerable": [p for p in picked if not p[0].impossible],
               "unanswerable": [p for p in picked if p[0].impossible]}
     out: dict = {"threshold": round(threshold, 4), "questions": len(items),
@@ -98,10 +103,9 @@ def calibrate(items: Sequence[Item], chosen_on: str) -> dict:
         pooled = [(it, t_b) for it in a] + [(it, t_a) for it in b]
         held_out = {
             "thresholds": [round(t_a, 4), round(t_b, 4)],
-            "f1": round(100.0 * sum((it.silent if _says_none(it, t) else it.answered)[1]
-                                    for it, t in pooled) / len(pooled), 2),
-            "exact_match": round(100.0 * sum((it.silent if _says_none(it, t) else it.answered)[0]
-                                             for it, t in pooled) / len(pooled), 2),
+            "f1": round(100.0 * sum(_picked(it, t)[1] for it, t in pooled) / len(pooled), 2),
+            "exact_match": round(100.0 * sum(_picked(it, t)[0] for it, t in pooled)
+                                 / len(pooled), 2),
         }
     return {"threshold": round(threshold, 4), "chosen_on": chosen_on,
             "rule": "no answer when log(null) - log(best span) of the best answer's passage "

@@ -144,8 +144,8 @@ def _row(q: EvalQuestion, reply: dict, latency_ms: float, handle_impossible: boo
     read_answers = [{k: p.get(k) for k in ("answer", "score", "null_score", "retrieval")}
                     for p in passages]
     best = results[0] if results else None  # the answer "no answer" was judged on
-    margin = (no_answer.margin(best["reader_score"], best["null_score"])
-              if best and best.get("null_score") is not None else None)
+    margin = no_answer.margin_or_none(best["reader_score"], best.get("null_score")) \
+        if best else None
     return {"id": q.qid, "question": q.question, "prediction": prediction,
             "answers": list(q.answers), "impossible": q.impossible, "exact_match": em,
             "f1": f1, "top": top, "no_answer": reply.get("no_answer"),

@@ -125,10 +125,6 @@ def _forward(model, windows: Sequence[reader.Window], batch_size: int,
     return out
 
 
-def _margin(span: float | None, null: float | None) -> float | None:
-    return None if span is None or null is None else no_answer.margin(span, null)
-
-
 def calibration_of(rows: Sequence[dict], chosen_on: str) -> dict:
     """The no-answer threshold these rows (of :func:`score_questions`) would choose,
     with its scores (:func:`qasearch.bench.evaluation.calibration.calibrate`)."""
@@ -140,7 +136,7 @@ def threshold_of(model, settings: Settings) -> float:
     """The no-answer threshold ``model`` is served with: the setting, else what the
     package (or an eager reader's folder) was calibrated to, else the pipeline's 0."""
     return no_answer.served_threshold(settings.no_answer_threshold,
-                                      getattr(model, "manifest", {}).get("reader", {}))
+                                      model.manifest.get("reader", {}))
 
 
 def score_questions(
@@ -185,7 +181,7 @@ def score_questions(
             em, f1 = score(prediction, q.answers)
             rows.append({"id": q.qid, "question": q.question, "prediction": prediction,
                          "span": value["answer"] if value else "", "score": span,
-                         "null_score": null, "margin": _margin(span, null),
+                         "null_score": null, "margin": no_answer.margin_or_none(span, null),
                          "start": value["start"] if value else 0,
                          "end": value["end"] if value else 0,
                          "answers": list(q.answers), "impossible": q.impossible,
