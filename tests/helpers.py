@@ -30,12 +30,13 @@ def free_port() -> int:
 def free_port_block(count: int, tries: int = 200) -> int:
     """Base of ``count`` contiguous free ports whose cluster bus ports (+10000) are free too.
 
-    Bases come from 20000-29999, so node ports stay below the kernel's ephemeral range
-    (32768+) where outgoing connections could grab them between probe and bind.
+    Bases come from 10000-22767, so node ports and their bus ports both stay below the
+    kernel's ephemeral range (32768+), where an outgoing connection could take a bus port
+    between a node's stop and its restart (a rolling restart once failed on exactly that).
     """
     rng = random.SystemRandom()
     for _ in range(tries):
-        base = rng.randrange(20000, 30000 - count)
+        base = rng.randrange(10000, 32768 - BUS_PORT_OFFSET - count)
         ports = range(base, base + count)
         if all(_bindable(p) and _bindable(p + BUS_PORT_OFFSET) for p in ports):
             return base
