@@ -227,10 +227,13 @@ def test_a_removed_document_leaves_no_answer_or_tensors_and_its_worker_handles_i
     tag, owner = owner_of_doc(system, doc_id)
     pid = keys.passage_id(doc_id, 0)
     node = node_client(owner.host, owner.port, system)
-    wait_for(lambda: node.exists(keys.tensors(tag, pid)), what="the passage's tensors")
+    # 120 s like the other ingest waits: the shared system's worker may still be embedding
+    # an earlier test's corpus (CI once took over 60 s on a loaded machine).
+    wait_for(lambda: node.exists(keys.tensors(tag, pid)), timeout=120,
+             what="the passage's tensors")
     key = keys.answer(tag, pid, "What colour is the tower?")
     node.get(key)
-    wait_for(lambda: node.get(key), what="the cached answer")
+    wait_for(lambda: node.get(key), timeout=120, what="the cached answer")
     path.write_text(json.dumps({"id": doc_id, "text": ""}) + "\n")
     out = qasearch(system, "load", str(path), "--quiet")
     assert "1 document removed with all their passages" in out
@@ -246,5 +249,5 @@ def test_a_removed_document_leaves_no_answer_or_tensors_and_its_worker_handles_i
                      or g["name"] == keys.WORKER_GROUP)
         delivered = tuple(int(x) for x in group["last-delivered-id"].split(b"-"))
         return delivered >= tuple(int(x) for x in del_id.split(b"-")) and not group["pending"]
-    wait_for(handled, what="the worker to handle the removal")
+    wait_for(handled, timeout=120, what="the worker to handle the removal")
     assert not node.exists(key, keys.tensors(tag, pid))  # nothing written back for it
