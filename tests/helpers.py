@@ -27,16 +27,28 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _ephemeral_low() -> int:
+    """First port of the kernel's range for outgoing connections (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port_block(count: int, tries: int = 200) -> int:
     """Base of ``count`` contiguous free ports whose cluster bus ports (+10000) are free too.
 
-    Bases come from 10000-22767, so node ports and their bus ports both stay below the
-    kernel's ephemeral range (32768+), where an outgoing connection could take a bus port
+    Bases start at 10000 and stay low enough that node ports and their bus ports are both
+    below the kernel's ephemeral range, where an outgoing connection could take a bus port
     between a node's stop and its restart (a rolling restart once failed on exactly that).
     """
+    top = _ephemeral_low() - BUS_PORT_OFFSET - count
+    if top <= 10000:
+        raise RuntimeError(f"the kernel's ephemeral range starts at {_ephemeral_low()}: "
+                           "no room below it for node and bus ports")
     rng = random.SystemRandom()
     for _ in range(tries):
-        base = rng.randrange(10000, 32768 - BUS_PORT_OFFSET - count)
+        base = rng.randrange(10000, top)
         ports = range(base, base + count)
         if all(_bindable(p) and _bindable(p + BUS_PORT_OFFSET) for p in ports):
             return base

@@ -228,7 +228,7 @@ def test_a_removed_document_leaves_no_answer_or_tensors_and_its_worker_handles_i
     pid = keys.passage_id(doc_id, 0)
     node = node_client(owner.host, owner.port, system)
     # 120 s like the other ingest waits: the shared system's worker may still be embedding
-    # an earlier test's corpus (CI once took over 60 s on a loaded machine).
+    # an earlier test's corpus (a CI-like run on a loaded machine took over 60 s).
     wait_for(lambda: node.exists(keys.tensors(tag, pid)), timeout=120,
              what="the passage's tensors")
     key = keys.answer(tag, pid, "What colour is the tower?")
