@@ -43,6 +43,13 @@ def _run_text(i: int, run: dict) -> str:
     hard_text = (f" and {features.get('hard_negative_windows', 0):,} hard negatives ({hard} per "
                  "answerable question: its own paragraph with the answer's sentence cut out)"
                  if hard else "")
+    perturbed = settings.get("perturbed") or 0
+    if perturbed:
+        kinds = ", ".join(f"{n:,} {kind}" for kind, n in
+                          sorted(features.get("perturbed_kinds", {}).items()))
+        hard_text += (f" and {features.get('perturbed_windows', 0):,} windows of perturbed "
+                      f"questions ({perturbed} per answerable question, edited to be "
+                      f"unanswerable on their own paragraph: {kinds})")
     return f"""**Run {i}**, from {start}: {run['steps']:,} steps of batch {settings['batch_size']}
 ({settings['epochs']} epoch(s)) over {features['windows']:,} windows:
 {features['answer_windows']:,} holding their answer, {features['null_windows']:,} labelled
@@ -65,6 +72,8 @@ def _rebuild_text(manifest: dict, runs: list[dict]) -> str:
         base = f" \\\n    --base var/train/stage{i - 1}" if i > 1 else ""
         hard = (f" --hard-negatives {settings['hard_negatives']}"
                 if settings.get("hard_negatives") else "")
+        if settings.get("perturbed"):
+            hard += f" --perturbed {settings['perturbed']}"
         lines.append(
             f"qasearch model train ../shared/squad/train-v1.1-first44.json \\\n"
             f"    ../shared/squad/train-v2.0-first10.json --output var/train/run{i}{base} \\\n"

@@ -20,7 +20,8 @@ def _train(args: argparse.Namespace) -> int:
         max_steps=args.max_steps, learning_rate=args.lr, batch_size=args.batch_size,
         max_seq_len=args.max_seq_len, doc_stride=args.doc_stride, warmup=args.warmup,
         weight_decay=args.weight_decay, freeze=args.freeze, layers_frozen=args.freeze_layers,
-        negatives=args.negatives, hard_negatives=args.hard_negatives, seed=args.seed,
+        negatives=args.negatives, hard_negatives=args.hard_negatives,
+        perturbed=args.perturbed, seed=args.seed,
         checkpoint_every=args.checkpoint_every,
         threads=args.threads or (os.cpu_count() or 1),
     )
@@ -139,6 +140,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hard-negatives", type=float, default=0.0,
                    help="share of answerable questions also given their own paragraph "
                    "with the answer's sentence cut out, labelled 'no answer' (default 0)")
+    p.add_argument("--perturbed", type=float, default=0.0,
+                   help="share of answerable questions also given an unanswerable edit "
+                   "(entity swapped for one the paragraph never names, an antonym, a "
+                   "negation) on their own paragraph, labelled 'no answer' (default 0)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=200, help="steps between checkpoints")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: every core)")

@@ -19,14 +19,21 @@ question's own paragraph with the sentence holding the answer cut out. What is l
 is on the very topic of the question, often with the words it asks about, the way
 SQuAD v2.0's unanswerable questions are, and it is labelled "no answer". A copy in
 which a reference answer still appears elsewhere is not made.
+
+Perturbed questions (``perturbed`` per answerable question) keep the paragraph and
+change the question instead (:mod:`qasearch.training.perturb`): an entity swapped for
+one the paragraph never names, an antonym, a negation. Paired with the paragraph
+they were asked on, every window is labelled "no answer": SQuAD v2.0's unanswerable
+questions are of this kind, and the shared data holds only 347 of them.
 """
 
 from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from qasearch.training.perturb import NamePool, unanswerable_version
 from qasearch.training.squaddata import Example, TrainingData
 
 TOKENIZE_BATCH = 256
@@ -55,6 +62,8 @@ class FeatureStats:
     null_windows: int = 0
     negative_windows: int = 0
     hard_negative_windows: int = 0
+    perturbed_windows: int = 0
+    perturbed_kinds: dict[str, int] = field(default_factory=dict)  # questions per edit
     long_questions: int = 0  # questions over max_question_tokens, left out
 
 
@@ -128,12 +137,35 @@ def _hard_negative_contexts(examples: list[Example], rate: float,
     return pairs
 
 
+def _perturbed_questions(data: TrainingData, examples: list[Example], rate: float,
+                         rng: random.Random, kinds: dict[str, int]) -> list[tuple[str, str]]:
+    """(edited question, its own paragraph) pairs; ``kinds`` counts the edits made."""
+    if rate <= 0:
+        return []
+    article_of = [0] * len(data.contexts)
+    for article, paragraphs in enumerate(data.articles):
+        for index in paragraphs:
+            article_of[index] = article
+    pool = NamePool(data.contexts, article_of)
+    pairs = []
+    for example in examples:
+        if not example.answerable or rng.random() >= rate:
+            continue
+        made = unanswerable_version(example.question, example.context,
+                                    [text for text, _ in example.answers],
+                                    example.article, pool, rng)
+        if made:
+            pairs.append((made[0], example.context))
+            kinds[made[1]] = kinds.get(made[1], 0) + 1
+    return pairs
+
+
 def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_stride: int,
                    max_question_tokens: int, negatives: float = 0.0,
-                   hard_negatives: float = 0.0,
+                   hard_negatives: float = 0.0, perturbed: float = 0.0,
                    seed: int = 0) -> tuple[list[Feature], FeatureStats]:
-    """Every labelled window of ``data``: answer windows, null windows, negatives and
-    hard negatives."""
+    """Every labelled window of ``data``: answer windows, null windows, negatives, hard
+    negatives and perturbed questions."""
     stats = FeatureStats()
     kept = []
     for example in data.examples:
@@ -144,8 +176,8 @@ def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_strid
             kept.append(example)
     stats.examples = len(kept)
     features: list[Feature] = []
-    # (question, context, answer, kind): kind "own" keeps every window, the negatives
-    # their first window only (the one the retriever's passage most resembles)
+    # (question, context, answer, kind): "own" and "perturbed" keep every window, the
+    # negatives their first window only (the one the retriever's passage most resembles)
     jobs: list[tuple[str, str, tuple[str, int] | None, str]] = [
         (e.question, e.context, e.answers[0] if e.answers else None, "own") for e in kept
     ]
@@ -155,6 +187,9 @@ def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_strid
     jobs += [(e.question, ctx, None, "hard")
              for e, ctx in _hard_negative_contexts(kept, hard_negatives,
                                                    random.Random(seed + 1))]
+    jobs += [(q, ctx, None, "perturbed")
+             for q, ctx in _perturbed_questions(data, kept, perturbed, random.Random(seed + 2),
+                                                stats.perturbed_kinds)]
     for at in range(0, len(jobs), TOKENIZE_BATCH):
         chunk = jobs[at : at + TOKENIZE_BATCH]
         enc = tokenizer(
@@ -164,7 +199,8 @@ def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_strid
         )
         for k, job in enumerate(enc["overflow_to_sample_mapping"]):
             _, _, answer, kind = chunk[job]
-            if kind != "own" and k > 0 and enc["overflow_to_sample_mapping"][k - 1] == job:
+            first_window = k == 0 or enc["overflow_to_sample_mapping"][k - 1] != job
+            if kind in ("negative", "hard") and not first_window:
                 continue  # a negative paragraph gives its first window only
             start, end = _label(enc["offset_mapping"][k], enc.sequence_ids(k), answer)
             types = enc["token_type_ids"][k] if "token_type_ids" in enc else \
@@ -175,6 +211,8 @@ def build_features(data: TrainingData, tokenizer, *, max_seq_len: int, doc_strid
                 stats.negative_windows += 1
             elif kind == "hard":
                 stats.hard_negative_windows += 1
+            elif kind == "perturbed":
+                stats.perturbed_windows += 1
             elif start:
                 stats.answer_windows += 1
             else:

@@ -63,6 +63,7 @@ class TrainConfig:
     layers_frozen: int = 0  # the lowest N transformer layers are frozen too
     negatives: float = 0.5  # negative paragraphs per answerable question
     hard_negatives: float = 0.0  # own paragraph, answer sentence cut, per answerable question
+    perturbed: float = 0.0  # edited unanswerable questions on their paragraph, per answerable
     seed: int = 0
     checkpoint_every: int = 200
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -203,7 +204,8 @@ def load_data(config: TrainConfig, tokenizer) -> tuple[TrainingData, list[Featur
     features, stats = build_features(
         data, tokenizer, max_seq_len=config.max_seq_len, doc_stride=config.doc_stride,
         max_question_tokens=config.max_question_tokens, negatives=config.negatives,
-        hard_negatives=config.hard_negatives, seed=config.seed)
+        hard_negatives=config.hard_negatives, perturbed=config.perturbed,
+        seed=config.seed)
     if not features:
         raise TrainingError("no training windows: every question was left out")
     return data, features, stats
