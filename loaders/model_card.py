@@ -36,6 +36,16 @@ def _stages(manifest: dict) -> list[dict]:
     return runs[::-1]
 
 
+def _epochs(run: dict) -> str:
+    """Passes over the windows the run made: ``--epochs``, or the share ``--max-steps``
+    stopped at."""
+    settings = run["settings"]
+    if not settings.get("max_steps"):
+        return str(settings["epochs"])
+    windows = run["data"]["features"]["windows"]
+    return f"{run['steps'] * settings['batch_size'] / max(1, windows):.2f}"
+
+
 def _run_text(i: int, run: dict) -> str:
     settings, features = run["settings"], run["data"]["features"]
     start = "the MiniLM package" if i == 1 else f"the reader of run {i - 1}"
@@ -51,7 +61,7 @@ def _run_text(i: int, run: dict) -> str:
                       f"questions ({perturbed} per answerable question, edited to be "
                       f"unanswerable on their own paragraph: {kinds})")
     return f"""**Run {i}**, from {start}: {run['steps']:,} steps of batch {settings['batch_size']}
-({settings['epochs']} epoch(s)) over {features['windows']:,} windows:
+({_epochs(run)} epoch(s)) over {features['windows']:,} windows:
 {features['answer_windows']:,} holding their answer, {features['null_windows']:,} labelled
 "no answer" (unanswerable, or the answer outside the window),
 {features['negative_windows']:,} negative paragraphs of the same article
@@ -74,6 +84,8 @@ def _rebuild_text(manifest: dict, runs: list[dict]) -> str:
                 if settings.get("hard_negatives") else "")
         if settings.get("perturbed"):
             hard += f" --perturbed {settings['perturbed']}"
+        if settings.get("max_steps"):
+            hard += f" --max-steps {settings['max_steps']}"
         lines.append(
             f"qasearch model train ../shared/squad/train-v1.1-first44.json \\\n"
             f"    ../shared/squad/train-v2.0-first10.json --output var/train/run{i}{base} \\\n"

@@ -103,7 +103,8 @@ def test_the_model_card_shows_every_run_and_the_no_answer_rule():
     shipped = shipped_reader.read_manifest()
     first = shipped.get("continued_from", {}).get("training") or shipped["training"]
     second = {**first, "steps": 7,
-              "settings": {**first["settings"], "hard_negatives": 0.5, "perturbed": 1.0},
+              "settings": {**first["settings"], "hard_negatives": 0.5, "perturbed": 1.0,
+                           "max_steps": 7},
               "data": {**first["data"], "features": {
                   **first["data"]["features"], "perturbed_windows": 9,
                   "perturbed_kinds": {"swap": 5, "antonym": 3, "negation": 1}}}}
@@ -115,7 +116,8 @@ def test_the_model_card_shows_every_run_and_the_no_answer_rule():
     card = model_card.render(manifest)
     assert "**Run 1**, from the MiniLM package" in card
     assert "**Run 2**, from the reader of run 1: 7 steps" in card
-    assert "--base var/train/stage1" in card and "--hard-negatives 0.5 --perturbed 1.0" in card
+    assert "--base var/train/stage1" in card
+    assert "--hard-negatives 0.5 --perturbed 1.0 --max-steps 7" in card
     assert "9 windows of perturbed questions" in card and "5 swap" in card
     assert "qasearch model ship var/train/run1 --output var/train/stage1" in card
     assert "above **-7.25**" in card and "F1 54.4" in card
